@@ -1,0 +1,230 @@
+"""The crash-window catalog: built-in content, user files merged over it, strict validation, CLI."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from backtest.events import KINDS, load_catalog, parse_file
+from loaders.errors import InputError, UserError
+
+IDS = ["mar2020", "may2021", "luna2022", "ftx2022", "aug2024", "oct2025"]
+
+MINIMAL = """
+[mywin]
+title = "My window"
+start = 2023-03-10T00:00:00Z
+end = 2023-03-12T00:00:00Z
+symbols = ["BTCUSDT"]
+venues = ["binanceusdm"]
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "extra.toml") -> Path:
+    p = tmp_path / name
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
+def test_builtin_catalog_has_the_six_windows_in_order() -> None:
+    cat = load_catalog()
+    assert cat.ids == IDS
+    for e in cat:
+        assert e.start < e.end
+        assert e.warmup == timedelta(days=30)
+        assert e.load_start == e.start - timedelta(days=30)
+        assert e.symbols == ("BTCUSDT", "ETHUSDT")
+        assert e.venues == ("binanceusdm",)
+        assert e.peak is not None and e.start <= e.peak < e.end
+        assert e.start.tzinfo is None and e.end.tzinfo is None
+        # every window has a price move and a Binance funding extreme with its settlement time
+        assert e.first("price_move") is not None
+        fx = e.first("funding_extreme")
+        assert fx is not None and fx.at is not None and fx.confidence == "H" and fx.unit == "rate_8h"
+        for r in e.reported.values():
+            assert r.kind in KINDS and r.source and r.scope and r.confidence in "HML"
+
+
+def test_may2021_figures_match_events_md() -> None:
+    e = load_catalog().get("may2021")
+    assert (e.start, e.end) == (datetime(2021, 5, 10), datetime(2021, 5, 26))
+    assert e.peak == datetime(2021, 5, 19, 13, 10)
+    liq = e.reported["liquidations_total"]
+    assert liq.value == 8e9 and liq.unit == "USD" and liq.lower_bound and liq.confidence == "M"
+    f = e.reported["funding_extreme"]
+    assert f.value == pytest.approx(-0.000897) and f.at == datetime(2021, 5, 19, 16)
+    [fund] = e.fund_before
+    assert (fund.venue, fund.balance, fund.currency, fund.date) == (
+        "binanceusdm", 291_853_183.0, "USDT", date(2021, 5, 19))
+    assert any("long/short" in g for g in e.gaps)
+
+
+def test_lower_bound_flag_only_after_april_2021() -> None:
+    """EVENTS.md: CEX liquidation totals after ~23 Apr 2021 are lower bounds; mar2020 BitMEX ones are not."""
+    cat = load_catalog()
+    for r in cat.get("mar2020").reported.values():
+        assert not r.lower_bound
+    hl = cat.get("oct2025").reported["liquidations_hyperliquid"]
+    assert not hl.lower_bound  # on-chain, fully counted
+    for eid in IDS[1:]:
+        for r in cat.get(eid).reported.values():
+            if r.kind == "liquidations" and r.name != "liquidations_hyperliquid":
+                assert r.lower_bound, (eid, r.name)
+
+
+def test_fund_sizes_and_oi_levels() -> None:
+    cat = load_catalog()
+    mar = {f.venue: f for f in cat.get("mar2020").fund_before}
+    assert mar["bitmex"].balance == 35_508 and mar["bitmex"].currency == "XBT"
+    assert mar["binanceusdm"].balance == 12.9e6
+    oct_ = cat.get("oct2025")
+    assert oct_.fund_before[0].balance == 1.23e9
+    oi = oct_.reported["oi_change"]
+    assert (oi.before, oi.after) == (49.5e9, 38.8e9)
+    assert oi.change == pytest.approx(38.8 / 49.5 - 1)
+    for eid in ("luna2022", "ftx2022", "aug2024"):
+        assert cat.get(eid).fund_before == []
+        assert any("fund size" in g.lower() for g in cat.get(eid).gaps)
+
+
+def test_unknown_id_lists_valid_ids() -> None:
+    with pytest.raises(UserError, match="unknown event 'jun2022'.*mar2020, may2021"):
+        load_catalog().get("jun2022")
+
+
+def test_extra_file_adds_and_replaces(tmp_path: Path) -> None:
+    extra = write(tmp_path, MINIMAL + """
+[may2021]
+title = "May 2021, my narrower window"
+start = 2021-05-19
+end = 2021-05-20
+warmup_days = 2
+symbols = ["BTCUSDT"]
+venues = ["binanceusdm"]
+""")
+    cat = load_catalog(extra)
+    assert cat.ids == [*IDS, "mywin"]
+    may = cat.get("may2021")
+    assert may.title.startswith("May 2021, my")
+    assert (may.start, may.end) == (datetime(2021, 5, 19), datetime(2021, 5, 20))
+    assert may.warmup == timedelta(days=2)
+    assert may.reported == {} and may.source_file == str(extra)
+    mine = cat.get("mywin")
+    assert mine.warmup == timedelta(days=30) and mine.peak is None
+
+
+def test_offset_datetimes_are_converted_to_utc(tmp_path: Path) -> None:
+    [e] = parse_file(write(tmp_path, MINIMAL.replace("2023-03-10T00:00:00Z", "2023-03-10T02:00:00+02:00")))
+    assert e.start == datetime(2023, 3, 10)
+
+
+@pytest.mark.parametrize(
+    ("edit", "pattern"),
+    [
+        (lambda t: t.replace("venues", "venuez"), r"'mywin', key 'venuez': unknown key; valid keys: title"),
+        (lambda t: t.replace('symbols = ["BTCUSDT"]\n', ""), r"event 'mywin', key 'symbols': required key"),
+        (lambda t: t.replace("2023-03-12T00:00:00Z", "2023-03-09T00:00:00Z"), r"'start': start .*before end"),
+        (lambda t: t.replace("2023-03-10T00:00:00Z", '"10 March"'), r"key 'start': bad date '10 March'"),
+        (lambda t: t + "warmup_days = -1\n", r"key 'warmup_days': must be a non-negative"),
+        (lambda t: t + "peak = 2024-01-01T00:00:00Z\n", r"key 'peak': peak .* outside the window"),
+        (lambda t: t.replace("[mywin]", "[MyWin]"), r"event 'MyWin': event id must be lower-case"),
+        (lambda t: t.replace('symbols = ["BTCUSDT"]', "symbols = []"), r"'symbols': must list at least one"),
+    ],
+)
+def test_validation_errors_name_file_event_and_key(tmp_path: Path, edit, pattern: str) -> None:
+    p = write(tmp_path, edit(MINIMAL))
+    with pytest.raises(InputError, match=pattern) as info:
+        load_catalog(p)
+    assert str(info.value).startswith(str(p))
+    assert "\n" not in str(info.value)
+
+
+REPORTED = """
+[mywin.reported.liq]
+kind = "liquidations"
+value = 1e9
+unit = "USD"
+scope = "all venues, 24h"
+source = "https://example.org/x"
+confidence = "M"
+"""
+
+
+@pytest.mark.parametrize(
+    ("edit", "pattern"),
+    [
+        (lambda t: t.replace("kind = ", "knid = "), r"key 'reported.liq.knid': unknown key"),
+        (lambda t: t.replace('"liquidations"', '"liqs"'), r"key 'reported.liq.kind': kind 'liqs'"),
+        (lambda t: t.replace('confidence = "M"', 'confidence = "high"'), r"reported.liq.confidence"),
+        (lambda t: t.replace("value = 1e9", 'value = "1B"'), r"key 'reported.liq.value': must be a number"),
+        (lambda t: t.replace("value = 1e9\n", ""), r"key 'reported.liq.value': a figure needs"),
+        (lambda t: t.replace('scope = "all venues, 24h"\n', ""), r"key 'reported.liq.scope': required"),
+        (lambda t: t + "lower_bound = 1\n", r"reported.liq.lower_bound': must be true or false"),
+    ],
+)
+def test_reported_validation(tmp_path: Path, edit, pattern: str) -> None:
+    with pytest.raises(InputError, match=pattern):
+        load_catalog(write(tmp_path, MINIMAL + edit(REPORTED)))
+
+
+def test_error_points_at_the_line(tmp_path: Path) -> None:
+    text = MINIMAL + REPORTED.replace("kind = ", "knid = ")
+    p = write(tmp_path, text)
+    with pytest.raises(InputError) as info:
+        load_catalog(p)
+    line = text.splitlines().index('knid = "liquidations"') + 1
+    assert info.value.line == line
+
+
+def test_fund_before_validation(tmp_path: Path) -> None:
+    fund = ('\n[[mywin.fund_before]]\nvenue = "binanceusdm"\nfund = "f"\nbalance = -5\n'
+            'currency = "USDT"\nsource = "s"\n')
+    with pytest.raises(InputError, match=r"key 'fund_before\[0\].balance': must be a non-negative"):
+        load_catalog(write(tmp_path, MINIMAL + fund))
+    with pytest.raises(InputError, match=r"fund_before\[0\].colour': unknown key; valid keys: venue"):
+        load_catalog(write(tmp_path, MINIMAL + fund.replace("balance = -5", "balance = 5\ncolour = 1")))
+
+
+def test_toml_syntax_error_names_line(tmp_path: Path) -> None:
+    p = write(tmp_path, MINIMAL + "oops = \n")
+    with pytest.raises(InputError, match="not valid TOML") as info:
+        load_catalog(p)
+    assert info.value.line == len(MINIMAL.splitlines()) + 1
+
+
+def test_missing_extra_file(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="no such events file"):
+        load_catalog(tmp_path / "nope.toml")
+
+
+def test_cli_table_and_json(tmp_path: Path) -> None:
+    from backtest.cli import cli
+
+    r = CliRunner().invoke(cli, ["events"], env={"COLUMNS": "250"})
+    assert r.exit_code == 0, r.output
+    for eid in IDS:
+        assert eid in r.output
+    assert "291.9M USDT" in r.output and "-0.0897%" in r.output
+
+    extra = write(tmp_path, MINIMAL)
+    r = CliRunner().invoke(cli, ["events", "--format", "json", "--events-file", str(extra)])
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.output)
+    assert [d["id"] for d in data] == [*IDS, "mywin"]
+    may = data[1]
+    assert may["start"] == "2021-05-10T00:00:00Z" and may["load_start"] == "2021-04-10T00:00:00Z"
+    assert may["reported"]["liquidations_total"]["lower_bound"] is True
+    assert may["fund_before"][0]["balance"] == 291853183.0
+
+
+def test_cli_bad_events_file_is_one_line_error(tmp_path: Path) -> None:
+    from backtest.cli import main
+
+    bad = write(tmp_path, MINIMAL.replace("venues", "venuez"))
+    with pytest.raises(SystemExit) as info:
+        main(["events", "--events-file", str(bad)])
+    assert info.value.code == 2
