@@ -197,6 +197,7 @@ class FileResult:
     error: str | None = None
     rows: int = 0
     new_rows: int = 0
+    exc: UserError | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass
@@ -396,13 +397,20 @@ def _write_atomic(path: Path, data: bytes) -> None:
 
 # -- the whole run ---------------------------------------------------------------------------
 def _import_one(store: Store, result: FileResult) -> None:
-    """Hand one verified file to the archive importer (it runs one transaction per file)."""
+    """Hand one verified file to the archive importer (it runs one transaction per file).
+
+    An import failure (bad content, conflict with stored rows) marks the file failed and keeps
+    the exception, so the run goes on and raises it at the end.
+    """
     from loaders.archive import import_paths
 
     report = import_paths(store, [result.path], verify=True, progress=False)
     for item in report.files:
         result.rows += item.rows or 0
         result.new_rows += item.new_rows or 0
+        if item.status == "failed":
+            result.status, result.error = "failed", item.reason
+            result.exc = item.error or UserError(str(item.reason))
 
 
 def download_window(
@@ -440,17 +448,39 @@ def download_window(
                 for fut in sorted(done, key=lambda f: f.result().remote):
                     res = fut.result()
                     results[res.remote] = res
-                    if store is not None and res.status in ("downloaded", "cached"):
+                    bar.advance_file(res.remote.name)
+                    if res.status == "not-published" and res.remote.period == "monthly" \
+                            and res.remote.dataset not in MONTHLY_ONLY:
+                        days = split_daily(res.remote)
+                        bar.add_files(len(days))
+                        pending.update(pool.submit(downloader.fetch, f) for f in days)
+                    elif store is not None and res.status in ("downloaded", "cached"):
                         try:
                             _import_one(store, res)
                         except BaseException:
                             for other in pending:
                                 other.cancel()
                             raise
-                    bar.advance_file(res.remote.name)
-    report.files = [results[f] for f in plan]
+    report.files = [results[f] for f in _final_order(plan, results)]
     _raise_for(report)
     return report
+
+
+def split_daily(monthly: RemoteFile) -> list[RemoteFile]:
+    """The daily files of a monthly one: Binance publishes a month's file only days after it
+    ends, while daily files appear the next day, so a missing monthly file is retried as dailies."""
+    first, stop = monthly.covers
+    return [RemoteFile(monthly.symbol, monthly.dataset, monthly.timeframe, "daily", d)
+            for d in _days(first, stop)]
+
+
+def _final_order(plan: list[RemoteFile], results: dict[RemoteFile, FileResult]) -> list[RemoteFile]:
+    """Plan order, with a monthly file that had to be fetched as dailies replaced by them."""
+    out = []
+    for f in plan:
+        days = [d for d in split_daily(f) if d in results] if f.period == "monthly" else []
+        out.extend(days or [f])
+    return out
 
 
 def _raise_for(report: DownloadReport) -> None:
@@ -459,7 +489,10 @@ def _raise_for(report: DownloadReport) -> None:
         err: UserError = ChecksumError(_many(bad, "refused (checksum mismatch)"))
     elif report.having("failed"):
         failed = report.having("failed")
-        err = SourceError(_many(failed, "failed; re-run to resume (verified files are kept)"))
+        if len(failed) == 1 and failed[0].exc is not None:
+            err = failed[0].exc  # an import error keeps its own type (ConflictError, InputError)
+        else:
+            err = SourceError(_many(failed, "failed; re-run to resume (verified files are kept)"))
     elif report.files and len(report.having("not-published")) == len(report.files):
         first, last = report.files[0].remote, report.files[-1].remote
         err = SourceError(
@@ -510,6 +543,11 @@ class _Progress:
         if self.progress is not None:
             self._bytes += n
             self.progress.update(self.task, mb=self._bytes / 1e6)
+
+    def add_files(self, n: int) -> None:
+        if self.progress is not None:
+            self.total += n
+            self.progress.update(self.task, total=self.total)
 
     def advance_file(self, name: str) -> None:
         if self.progress is not None:

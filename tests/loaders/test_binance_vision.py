@@ -19,11 +19,14 @@ from loaders.binance_vision import (
     resolve_base_url,
 )
 from loaders.errors import ChecksumError, SourceError, UserError
+from loaders.store import Store
 from tests.support.loopback import LoopbackServer
 from tests.support.vision_site import (
     VisionSite,
     daily_path,
     day_window,
+    funding_csv,
+    hourly_klines_csv,
     minute_klines_csv,
     monthly_path,
     publish_crash_day,
@@ -255,3 +258,96 @@ def test_persistent_failure_then_resume_without_redownload(site: VisionSite, arc
     rep = download_window(None, ["BTCUSDT"], start, end, **kw)
     assert {f.remote.path: f.status for f in rep.files}[published[0]] == "downloaded"
     assert (tmp_path / published[0]).read_bytes() == site.published[published[0]]
+
+
+def test_missing_monthly_file_is_fetched_as_daily_files(site: VisionSite, archive_dir: Path,
+                                                        tmp_path: Path) -> None:
+    days = [date(2021, 5, 19), date(2021, 5, 23)]
+    for d in days:
+        site.publish(daily_path("klines", "BTCUSDT", "1h", d), hourly_klines_csv(archive_dir, "BTCUSDT", d))
+    monthly = monthly_path("klines", "BTCUSDT", "1h", 2021, 5)
+    rep = download_window(None, ["BTCUSDT"], datetime(2021, 5, 1), datetime(2021, 6, 1), datasets=["klines"],
+                          timeframes=["1h"], cache_dir=tmp_path, base_url=site.base_url, retry=FAST)
+    assert site.gets(monthly + ".CHECKSUM") == 1 and site.gets(monthly) == 0
+    assert [f.remote.day for f in rep.having("downloaded")] == days
+    assert len(rep.files) == 31 and {f.remote.period for f in rep.files} == {"daily"}
+    assert rep.files == sorted(rep.files, key=lambda f: f.remote.day)
+    assert "not published: klines BTCUSDT 1h daily 2021-05-01..2021-05-18 (18 files)" in rep.summary_lines()
+
+
+# -- import into the store -------------------------------------------------------------------
+DATA_TABLES = ("candles", "funding", "open_interest", "liquidations")
+
+
+def dump(store: Store, table: str) -> list[tuple]:
+    return store.query(f"SELECT * FROM {table} ORDER BY ALL").rows()
+
+
+@pytest.mark.parametrize("day", [date(2021, 5, 19), date(2025, 10, 10)])
+def test_download_equals_importing_the_archive(site: VisionSite, archive_dir: Path, tmp_path: Path,
+                                               day: date) -> None:
+    from loaders.archive import import_paths
+
+    publish_crash_day(site, archive_dir, "BTCUSDT", day)
+    start, end = day_window(day)
+    with Store(tmp_path / "downloaded.duckdb") as got:
+        rep = download_window(got, ["BTCUSDT"], start, end, datasets=["klines", "fundingRate"],
+                              timeframes=["1m", "1h"], cache_dir=tmp_path / "cache", base_url=site.base_url,
+                              retry=FAST)
+        assert [f.status for f in rep.files] == ["downloaded"] * 3
+        assert sum(f.new_rows for f in rep.files) == 1440 + 24 + got.funding("binanceusdm", "BTCUSDT").height
+        got_m1 = got.candles("binanceusdm", "BTCUSDT", "last", "1m")
+        got_h1 = got.candles("binanceusdm", "BTCUSDT", "last", "1h")
+        got_funding = got.funding("binanceusdm", "BTCUSDT")
+    um = archive_dir / "binance-um"
+    with Store(tmp_path / "direct.duckdb") as want:
+        import_paths(want, [um / "klines-1m" / f"BTCUSDT-1m-{day}.csv.gz",
+                            um / "funding" / f"BTCUSDT-fundingRate-{day:%Y-%m}.csv.gz",
+                            um / "klines-1h" / "BTCUSDT-1h-perp.csv.gz"])
+        want_m1 = want.candles("binanceusdm", "BTCUSDT", "last", "1m")
+        want_h1 = want.candles("binanceusdm", "BTCUSDT", "last", "1h", start, end)
+        want_funding = want.funding("binanceusdm", "BTCUSDT")
+    assert got_m1.height == 1440 and got_m1.equals(want_m1)
+    assert got_funding.height > 80 and got_funding.equals(want_funding)
+    # The site's 1h file is built from the 1m rows; it matches the independently recorded 1h candles.
+    ohlcv = ["ts", "open", "high", "low", "close", "volume"]
+    assert got_h1.height == 24 and got_h1.select(ohlcv).equals(want_h1.select(ohlcv))
+    assert got_h1["trades"].sum() == got_m1["trades"].sum()
+
+
+def test_checksum_mismatch_imports_nothing_from_that_file(site: VisionSite, archive_dir: Path,
+                                                          tmp_path: Path) -> None:
+    bad = daily_path("klines", "BTCUSDT", "1m", DAY)
+    site.publish(bad, minute_klines_csv(archive_dir, "BTCUSDT", DAY), checksum_of=b"x")
+    good = monthly_path("fundingRate", "BTCUSDT", None, 2021, 5)
+    site.publish(good, funding_csv(archive_dir, "BTCUSDT", 2021, 5))
+    with Store(tmp_path / "s.duckdb") as store:
+        with pytest.raises(ChecksumError, match="BTCUSDT-1m-2021-05-19.zip"):
+            download_window(store, ["BTCUSDT"], *day_window(DAY), datasets=["klines", "fundingRate"],
+                            timeframes=["1m"], cache_dir=tmp_path / "c", base_url=site.base_url, retry=FAST)
+        assert store.query("SELECT count(*) AS n FROM candles")["n"][0] == 0
+        assert store.funding("binanceusdm", "BTCUSDT").height > 80  # the verified file still went in
+
+
+def test_interrupted_run_then_rerun_gives_the_full_store(site: VisionSite, archive_dir: Path,
+                                                         tmp_path: Path) -> None:
+    published = publish_crash_day(site, archive_dir, "BTCUSDT", DAY)
+    kw = dict(datasets=["klines", "fundingRate"], timeframes=["1m", "1h"], base_url=site.base_url, retry=FAST)
+    with Store(tmp_path / "full.duckdb") as full:
+        download_window(full, ["BTCUSDT"], *day_window(DAY), cache_dir=tmp_path / "c1", **kw)
+        want = {t: dump(full, t) for t in DATA_TABLES}
+
+    site.server.fail_next(site.route(published[0]), *([503] * FAST.attempts))
+    with Store(tmp_path / "s.duckdb") as store:
+        with pytest.raises(SourceError, match="gave up"):
+            download_window(store, ["BTCUSDT"], *day_window(DAY), cache_dir=tmp_path / "c2", **kw)
+        assert store.query("SELECT count(*) AS n FROM candles WHERE timeframe = '1m'")["n"][0] == 0
+        assert store.candles("binanceusdm", "BTCUSDT", "last", "1h").height == 24  # kept
+        before = {p: site.gets(p) for p in published}
+        rep = download_window(store, ["BTCUSDT"], *day_window(DAY), cache_dir=tmp_path / "c2", **kw)
+        assert {f.remote.path: f.status for f in rep.files} == {
+            published[0]: "downloaded", published[1]: "cached", published[2]: "cached"}
+        assert {p: site.gets(p) - before[p] for p in published} == {published[0]: 1, published[1]: 0,
+                                                                    published[2]: 0}
+        assert sum(f.new_rows for f in rep.files) == 1440  # the cached files were already imported
+        assert {t: dump(store, t) for t in DATA_TABLES} == want
