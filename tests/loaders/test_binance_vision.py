@@ -351,3 +351,25 @@ def test_interrupted_run_then_rerun_gives_the_full_store(site: VisionSite, archi
                                                                     published[2]: 0}
         assert sum(f.new_rows for f in rep.files) == 1440  # the cached files were already imported
         assert {t: dump(store, t) for t in DATA_TABLES} == want
+
+
+def test_import_conflict_keeps_its_type_and_names_the_file(site: VisionSite, archive_dir: Path,
+                                                           tmp_path: Path) -> None:
+    import polars as pl
+
+    from loaders.errors import ConflictError
+
+    published = publish_crash_day(site, archive_dir, "BTCUSDT", DAY)
+    with Store(tmp_path / "s.duckdb") as store:
+        store.upsert("candles", pl.DataFrame({
+            "venue": ["binanceusdm"], "symbol": ["BTCUSDT"], "price_type": ["last"], "timeframe": ["1m"],
+            "ts": [datetime(2021, 5, 19, 13, 10)], "open": [1.0], "high": [1.0], "low": [1.0],
+            "close": [1.0]}))
+        with pytest.raises(ConflictError, match=r"BTCUSDT-1m-2021-05-19\.zip:\d+: .* already stored") as ei:
+            download_window(store, ["BTCUSDT"], *day_window(DAY), datasets=["klines", "fundingRate"],
+                            timeframes=["1m", "1h"], cache_dir=tmp_path / "c", base_url=site.base_url,
+                            retry=FAST)
+        statuses = {f.remote.path: f.status for f in ei.value.report.files}
+        assert statuses == {published[0]: "failed", published[1]: "downloaded", published[2]: "downloaded"}
+        assert store.query("SELECT count(*) AS n FROM candles WHERE timeframe = '1m'")["n"][0] == 1
+        assert store.candles("binanceusdm", "BTCUSDT", "last", "1h").height == 24
