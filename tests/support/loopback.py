@@ -82,7 +82,9 @@ class LoopbackServer:
                 pass
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _H)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self.thread.start()
         self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         return self
