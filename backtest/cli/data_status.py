@@ -1,0 +1,161 @@
+"""``backtest data status``: what the store holds per dataset, and how well it covers a crash window."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from typing import Any
+
+import click
+
+from backtest.cli.options import db_option, events_file_option, format_option
+
+
+@click.command("status")
+@click.option("--event", "event_id", help="Also show coverage of this window (from start - warm-up to end).")
+@events_file_option
+@db_option
+@format_option
+def status(event_id: str | None, events_file: str | None, db: str | None, fmt: str) -> None:
+    """Per dataset: first/last timestamp and row count; with --event, expected vs present bars and gaps.
+
+    \b
+    Example:
+      backtest data status --event may2021
+    """
+    from loaders.store import Store
+
+    event = None
+    if event_id:
+        from backtest.events import load_catalog
+
+        event = load_catalog(events_file).get(event_id)
+    with Store(db, read_only=True) as store:
+        rows = dataset_status(store, event)
+        db_path = str(store.path)
+    if fmt == "json":
+        out = {"db": db_path, "event": None, "datasets": [_jsonable(r) for r in rows]}
+        if event is not None:
+            out["event"] = {"id": event.id, "load_start": event.load_start.isoformat(),
+                            "start": event.start.isoformat(), "end": event.end.isoformat()}
+        click.echo(json.dumps(out, indent=2))
+    else:
+        _print_table(rows, db_path, event)
+
+
+def dataset_status(store, event=None) -> list[dict[str, Any]]:  # noqa: ANN001 - Store/Event imported lazily
+    """One record per stored dataset; with an event, only its venues/symbols, plus window coverage."""
+    from loaders.coverage import TIMEFRAMES, coverage, timeframe_of
+
+    q = store.query
+    groups: list[dict[str, Any]] = []
+    for r in q("SELECT venue, symbol, price_type, timeframe, min(ts) AS first, max(ts) AS last, "
+               "count(*) AS n FROM candles GROUP BY ALL ORDER BY ALL").iter_rows(named=True):
+        groups.append(dict(table="candles", venue=r["venue"], symbol=r["symbol"], type=r["price_type"],
+                           timeframe=r["timeframe"], first=r["first"], last=r["last"], rows=r["n"],
+                           where={"venue": r["venue"], "symbol": r["symbol"], "price_type": r["price_type"],
+                                  "timeframe": r["timeframe"]}))
+    for r in q("SELECT venue, symbol, min(ts) AS first, max(ts) AS last, count(*) AS n, "
+               "mode(interval_h) AS iv FROM funding GROUP BY ALL ORDER BY ALL").iter_rows(named=True):
+        iv = timedelta(hours=r["iv"] or 8)
+        groups.append(dict(table="funding", venue=r["venue"], symbol=r["symbol"], type="funding",
+                           timeframe=timeframe_of(iv) or f"{r['iv']:g}h", first=r["first"], last=r["last"],
+                           rows=r["n"], where={"venue": r["venue"], "symbol": r["symbol"]}, step=iv))
+    for r in q("SELECT venue, symbol, period, min(ts) AS first, max(ts) AS last, count(*) AS n "
+               "FROM open_interest GROUP BY ALL ORDER BY ALL").iter_rows(named=True):
+        groups.append(dict(table="open_interest", venue=r["venue"], symbol=r["symbol"], type="oi",
+                           timeframe=r["period"], first=r["first"], last=r["last"], rows=r["n"],
+                           where={"venue": r["venue"], "symbol": r["symbol"], "period": r["period"]}))
+    for r in q("SELECT venue, symbol, min(ts) AS first, max(ts) AS last, count(*) AS n "
+               "FROM liquidations GROUP BY ALL ORDER BY ALL").iter_rows(named=True):
+        groups.append(dict(table="liquidations", venue=r["venue"], symbol=r["symbol"], type="liquidations",
+                           timeframe="-", first=r["first"], last=r["last"], rows=r["n"],
+                           where={"venue": r["venue"], "symbol": r["symbol"]}))
+    for r in q("SELECT venue, fund, currency, min(ts) AS first, max(ts) AS last, count(*) AS n "
+               "FROM insurance_fund GROUP BY ALL ORDER BY ALL").iter_rows(named=True):
+        groups.append(dict(table="insurance_fund", venue=r["venue"], symbol=r["currency"],
+                           type=f"fund:{r['fund']}", timeframe="-", first=r["first"], last=r["last"],
+                           rows=r["n"],
+                           where={"venue": r["venue"], "fund": r["fund"], "currency": r["currency"]}))
+    if event is None:
+        return [_public(g) for g in groups]
+
+    start, end = event.load_start, event.end
+    picked = [g for g in groups if g["venue"] in event.venues or g["symbol"] in event.symbols]
+    for g in picked:
+        where = " AND ".join(f"{k} = ?" for k in g["where"])
+        ts = q(f"SELECT ts FROM {g['table']} WHERE {where} AND ts >= ? AND ts < ? ORDER BY ts",
+               [*g["where"].values(), start, end])["ts"]
+        step = g.get("step") or TIMEFRAMES.get(g["timeframe"])
+        if step is None:  # event-like series (liquidations, fund snapshots): no grid to expect
+            g["coverage"] = {"present": ts.len(), "expected": None, "gaps": None, "largest_gap": None}
+            continue
+        # Funding settles on its own schedule (BitMEX 04/12/20 UTC): anchor the grid on the series.
+        anchor = g["first"] if g["table"] == "funding" else datetime(1970, 1, 1)
+        cov = coverage(ts, step, start, end, anchor=anchor)
+        g["coverage"] = {"expected": cov.expected, "present": cov.present, "gaps": cov.gaps,
+                         "largest_gap": cov.largest_gap, "off_grid": cov.off_grid}
+    stored = {(g["venue"], g["symbol"]) for g in groups}
+    for venue in event.venues:
+        for symbol in event.symbols:
+            if (venue, symbol) not in stored:
+                picked.append(dict(table="-", venue=venue, symbol=symbol, type="(nothing stored)",
+                                   timeframe="-", first=None, last=None, rows=0, coverage=None))
+    return [_public(g) for g in picked]
+
+
+def _public(g: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in g.items() if k not in ("where", "step")}
+
+
+def _jsonable(r: dict[str, Any]) -> dict[str, Any]:
+    out = dict(r)
+    for k in ("first", "last"):
+        out[k] = r[k].isoformat() if r.get(k) else None
+    cov = r.get("coverage")
+    if cov is not None:
+        cov = dict(cov)
+        if isinstance(cov.get("largest_gap"), timedelta):
+            cov["largest_gap_s"] = int(cov.pop("largest_gap").total_seconds())
+        else:
+            cov["largest_gap_s"] = cov.pop("largest_gap", None)
+        out["coverage"] = cov
+    return out
+
+
+def _print_table(rows: list[dict[str, Any]], db: str, event) -> None:  # noqa: ANN001
+    from rich.console import Console
+    from rich.table import Table
+
+    from loaders.coverage import format_duration
+
+    console = Console(width=max(Console().width, 120))
+    title = f"store {db}"
+    if event is not None:
+        title += f" — {event.id}: coverage of [{event.load_start:%Y-%m-%d %H:%M}, {event.end:%Y-%m-%d %H:%M})"
+    table = Table(title=title, title_justify="left")
+    cols = ["venue", "symbol", "type", "tf", "first ts", "last ts", "rows"]
+    if event is not None:
+        cols += ["expected", "present", "gaps", "largest gap"]
+    for c in cols:
+        table.add_column(c, justify="right" if c in ("rows", "expected", "present", "gaps") else "left")
+    if not rows:
+        console.print(f"{db}: the store holds no market data (import some with `backtest data import`)")
+        return
+    for r in rows:
+        cells = [r["venue"], r["symbol"], r["type"], r["timeframe"],
+                 f"{r['first']:%Y-%m-%d %H:%M}" if r["first"] else "-",
+                 f"{r['last']:%Y-%m-%d %H:%M}" if r["last"] else "-", f"{r['rows']:,}"]
+        if event is not None:
+            cov = r.get("coverage") or {}
+            exp = cov.get("expected")
+            present = cov.get("present")
+            style = "" if exp is None or present == exp else "[yellow]"
+            cells += [
+                "-" if exp is None else f"{exp:,}",
+                "-" if present is None else f"{style}{present:,}",
+                "-" if cov.get("gaps") is None else str(cov["gaps"]),
+                "-" if cov.get("largest_gap") is None else format_duration(cov["largest_gap"]),
+            ]
+        table.add_row(*cells)
+    console.print(table)
