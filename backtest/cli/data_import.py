@@ -59,6 +59,7 @@ def import_cmd(paths: tuple[str, ...], venue: str | None, symbol: str | None, pr
 
 def _print_table(report, db: str, roots: tuple[str, ...]) -> None:  # noqa: ANN001 - ImportReport (lazy)
     import os
+
     from rich.console import Console
     from rich.table import Table
 
@@ -76,7 +77,8 @@ def _print_table(report, db: str, roots: tuple[str, ...]) -> None:  # noqa: ANN0
             status = f"{f.status}: {f.reason}"
         elif f.duplicates:
             status = f"{f.status} ({f.duplicates} duplicate row(s) dropped)"
-        table.add_row(os.path.relpath(os.path.abspath(f.path), base), f.dataset or "-", f"{f.rows:,}", f"{f.new_rows:,}",
+        shown = os.path.relpath(os.path.abspath(f.path), base)
+        table.add_row(shown, f.dataset or "-", f"{f.rows:,}", f"{f.new_rows:,}",
                       f"[{style.get(f.status, '')}]{status}[/]")
     console.print(table)
     t = report.totals()
