@@ -1,0 +1,145 @@
+"""First use just works: ensure_window fills the store from the archive or a download, or says what to do."""
+
+from __future__ import annotations
+
+import gzip
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from backtest import paths
+from backtest.ensure import FUNDING, LAST, MARK, archive_files, ensure_window
+from backtest.events import Event, load_catalog
+from backtest.window import load_window
+from loaders.errors import UserError
+from loaders.store import Store
+from tests.support.loopback import LoopbackServer
+from tests.support.vision_site import VisionSite, daily_path, publish_crash_day
+
+V, S = "binanceusdm", "BTCUSDT"
+DAY = date(2021, 5, 19)
+
+
+@pytest.fixture()
+def no_archive(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Neither --archive, BACKTEST_ARCHIVE nor a sibling shared/data."""
+    monkeypatch.delenv("BACKTEST_ARCHIVE", raising=False)
+    monkeypatch.setattr(paths, "SIBLING_ARCHIVE", tmp_path / "no-such-archive")
+
+
+def counts(db: Path) -> tuple[int, ...]:
+    with Store(db) as st:
+        return tuple(st.query(f"SELECT count(*) AS n FROM {t}")["n"][0]
+                     for t in ("candles", "funding", "ingest_log"))
+
+
+def test_archive_file_selection(archive_dir: Path) -> None:
+    ev = load_catalog().get("may2021")
+    names = sorted(p.name for p in archive_files(archive_dir, ev, V, [S]))
+    assert names == [
+        "BTCUSDT-15m-perp.csv.gz", "BTCUSDT-1h-perp.csv.gz", "BTCUSDT-1m-2021-05-19.csv.gz",
+        "BTCUSDT-1m-2021-05-23.csv.gz", "BTCUSDT-fundingRate-2021-04.csv.gz",
+        "BTCUSDT-fundingRate-2021-05.csv.gz", "BTCUSDT-markPrice-1h.csv.gz",
+    ]
+
+
+def test_fills_from_archive_then_does_nothing(archive_dir: Path, db_path: Path) -> None:
+    ev = load_catalog().get("may2021")
+    rep = ensure_window(db_path, ev, V, [S], archive=archive_dir, allow_download=False, progress=False)
+    assert rep.missing_before == {S: [LAST, MARK, FUNDING]}
+    assert rep.missing_after == {S: []}
+    assert rep.archive == archive_dir and rep.imported_files == 7 and rep.new_rows > 100_000
+    assert rep.changed
+    with Store(db_path) as st:
+        w = load_window(st, ev, V, S)
+    assert set(w.bars["resolution"]) == {"1m", "1h"} and w.coverage.gaps.height == 0
+    before = counts(db_path)
+
+    again = ensure_window(db_path, ev, V, [S], archive=archive_dir, allow_download=False, progress=False)
+    assert again.missing_before == {S: []} and not again.changed and again.imported_files == 0
+    assert counts(db_path) == before
+    assert "already holds" in again.lines()[0]
+
+
+def test_no_archive_no_download_is_one_line_telling_what_to_do(no_archive: None, db_path: Path) -> None:
+    ev = load_catalog().get("may2021")
+    with pytest.raises(UserError) as info:
+        ensure_window(db_path, ev, V, [S], allow_download=False, progress=False)
+    msg = str(info.value)
+    assert "\n" not in msg
+    assert msg.startswith(f"no complete data for may2021 BTCUSDT ({LAST}, {MARK}, {FUNDING} missing, "
+                          "first gap 2021-04-10 00:00 -> 2021-05-26 00:00) in " + str(db_path))
+    assert msg.endswith("and no archive configured: run `backtest data download --event may2021` (internet) "
+                        "or pass --archive DIR / set BACKTEST_ARCHIVE")
+    assert counts(db_path) == (0, 0, 0)
+
+
+def test_archive_without_the_window(no_archive: None, db_path: Path, tmp_path: Path) -> None:
+    empty = tmp_path / "empty-archive"
+    empty.mkdir()
+    with pytest.raises(UserError, match=r"and the archive .*empty-archive does not hold it: run `backtest "
+                                        r"data download --event may2021`"):
+        ensure_window(db_path, load_catalog().get("may2021"), V, [S], archive=empty, allow_download=False,
+                      progress=False)
+
+
+def test_other_venue_suggests_sync(no_archive: None, db_path: Path) -> None:
+    with pytest.raises(UserError, match=r"no complete data for may2021 XBTUSD .* `backtest data sync --event "
+                                        r"may2021 --venue bitmex`"):
+        ensure_window(db_path, load_catalog().get("may2021"), "bitmex", ["XBTUSD"], progress=False)
+
+
+def test_only_mark_missing_is_a_note_not_an_error(no_archive: None, db_path: Path) -> None:
+    t0 = datetime(2021, 5, 19)
+    ev = Event(id="day", title="d", start=t0, end=t0 + timedelta(hours=4), warmup=timedelta(0), peak=None,
+               symbols=(S,), venues=(V,))
+    with Store(db_path) as st, st.transaction():
+        st.upsert("candles", pl.DataFrame({
+            "venue": V, "symbol": S, "price_type": "last", "timeframe": "1h",
+            "ts": [t0 + timedelta(hours=i) for i in range(4)],
+            "open": 1.0, "high": 2.0, "low": 0.5, "close": 1.5}))
+        st.upsert("funding", pl.DataFrame({"venue": V, "symbol": S, "ts": [t0], "rate": [0.0001],
+                                           "interval_h": [8.0]}))
+    rep = ensure_window(db_path, ev, V, [S], allow_download=False, progress=False)
+    assert rep.missing_after == {S: [MARK]}
+    assert any("last price will stand in as mark" in n for n in rep.notes)
+
+
+def mark_hour_rows(archive_dir: Path, symbol: str, day: date) -> bytes:
+    """The recorded 1h mark candles of one day as a Binance markPriceKlines CSV (12 columns, no header)."""
+    text = gzip.decompress((archive_dir / "binance-um" / "markprice-1h" / f"{symbol}-markPrice-1h.csv.gz")
+                           .read_bytes()).decode()
+    out = []
+    for line in text.splitlines()[1:]:
+        d, o, h, lo, c, _ = line.split(",")
+        ts = datetime.fromisoformat(d.replace("Z", "+00:00")).replace(tzinfo=None)
+        if ts.date() == day:
+            ms = int((ts - datetime(1970, 1, 1)).total_seconds() * 1000)
+            out.append(f"{ms},{o},{h},{lo},{c},0,{ms + 3_599_999},0,0,0,0,0")
+    assert len(out) == 24
+    return ("\n".join(out) + "\n").encode()
+
+
+def test_downloads_when_no_archive(no_archive: None, archive_dir: Path, db_path: Path,
+                                   tmp_path: Path) -> None:
+    """No archive: a loopback data.binance.vision (recorded rows) fills the store, then nothing more."""
+    ev = Event(id="crashday", title="19 May", start=datetime(2021, 5, 19), end=datetime(2021, 5, 20),
+               warmup=timedelta(0), peak=None, symbols=(S,), venues=(V,))
+    with LoopbackServer() as server:
+        site = VisionSite(server)
+        publish_crash_day(site, archive_dir, S, DAY)
+        site.publish(daily_path("markPriceKlines", S, "1h", DAY), mark_hour_rows(archive_dir, S, DAY))
+        kw = dict(progress=False, cache_dir=tmp_path / "cache", base_url=site.base_url)
+        rep = ensure_window(db_path, ev, V, [S], **kw)
+        assert rep.missing_before == {S: [LAST, MARK, FUNDING]} and rep.missing_after == {S: []}
+        assert rep.downloaded_files == 4 and rep.archive is None
+        hits = len(server.log)
+        again = ensure_window(db_path, ev, V, [S], **kw)
+        assert not again.changed and len(server.log) == hits  # no request at all the second time
+    with Store(db_path) as st:
+        w = load_window(st, ev, V, S)
+    assert set(w.bars["resolution"]) == {"1m"} and w.bars.height == 1440
+    assert set(w.bars["mark_source"]) == {"basis_carried"}
+    assert w.bars.filter(pl.col("ts") == datetime(2021, 5, 19, 13, 10))["low"][0] == 28688.0
