@@ -223,7 +223,8 @@ def sync(
                 result.warning = warning
                 task = bar(f"{venue.id} {symbol} {dataset}")
                 _sync_series(ctx, symbol, unified[symbol], dataset, spec, first, end, timeframe, result, task)
-                if result.fetched_rows == 0 and result.warning is None and not spec.snapshot_only:
+                if (result.fetched_rows == 0 and result.warning is None and result.resumed_from is None
+                        and not spec.snapshot_only):
                     result.warning = (f"{venue.id} returned no {dataset} rows for {symbol} in "
                                       f"{first:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M} (not listed then?)")
     return report
@@ -384,7 +385,7 @@ def _retry(ctx: _Ctx, what: str, fn: Callable[..., Any], *args: Any) -> Any:
 
 def _brief(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text[:160]}"
+    return f"{type(exc).__name__}: {text[:300]}"
 
 
 # -- normalization ---------------------------------------------------------------------------
