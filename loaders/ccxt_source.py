@@ -169,6 +169,7 @@ class _Ctx:
     sleep: Callable[[float], None]
     page_limit: int | None
     report: SyncReport
+    replace: bool = False
 
 
 def sync(
@@ -187,6 +188,7 @@ def sync(
     base_delay: float = 1.0,
     sleep: Callable[[float], None] = time.sleep,
     page_limit: int | None = None,
+    replace: bool = False,
     progress: bool = False,
 ) -> SyncReport:
     """Fetch ``[start, end)`` (naive UTC) of each dataset for each exchange-native symbol.
@@ -195,6 +197,7 @@ def sync(
     as warnings in the result and skipped; a network failure that outlives ``attempts`` retries
     (exponential backoff from ``base_delay`` s) or a refused request raises ``SyncInterrupted``,
     saying how many pages were stored. ``page_limit`` lowers the venue's page size (tests).
+    A fetched value that disagrees with a stored one is a ``ConflictError`` unless ``replace``.
     """
     venue = get_venue(venue_id)
     if start >= end:
@@ -207,7 +210,7 @@ def sync(
     now = now or datetime.now(UTC).replace(tzinfo=None)
     ex = exchange or make_exchange(venue.id, base_url=base_url)
     report = SyncReport()
-    ctx = _Ctx(store, ex, venue, max(1, attempts), base_delay, sleep, page_limit, report)
+    ctx = _Ctx(store, ex, venue, max(1, attempts), base_delay, sleep, page_limit, report, replace)
     unified = {s: resolve_symbol(ctx, s) for s in symbols}
     with _progress(progress) as bar:
         for symbol in symbols:
@@ -289,7 +292,7 @@ def _sync_series(ctx: _Ctx, symbol: str, unified: str, dataset: str, spec: Datas
                 break  # nothing at or after cursor up to the window end
             cursor = page_until + 1
             continue
-        new = _store_page(ctx.store, table, frame, source=f"ccxt:{ctx.venue.id}",
+        new = _store_page(ctx.store, table, frame, ctx.replace, source=f"ccxt:{ctx.venue.id}",
                           dataset=_log_dataset(dataset, timeframe, period), item=what)
         result.pages += 1
         result.rows += new
@@ -329,7 +332,7 @@ def _sync_snapshot(ctx: _Ctx, symbol: str, unified: str, dataset: str, result: S
         schema={"venue": pl.String, "fund": pl.String, "currency": pl.String, "ts": pl.Datetime("us"),
                 "balance": pl.Float64},
     ).sort("ts")
-    new = _store_page(ctx.store, "insurance_fund", frame, source=f"ccxt:{ctx.venue.id}",
+    new = _store_page(ctx.store, "insurance_fund", frame, ctx.replace, source=f"ccxt:{ctx.venue.id}",
                       dataset="insurance_fund", item=what)
     result.pages, result.rows, result.fetched_rows = 1, new, frame.height
     result.first_ts, result.last_ts = frame["ts"][0], frame["ts"][-1]
@@ -474,7 +477,7 @@ def _log_dataset(dataset: str, timeframe: str, period: str) -> str:
 
 
 # -- storage ---------------------------------------------------------------------------------
-def _store_page(store: Store, table: str, frame: pl.DataFrame, *, source: str, dataset: str,
+def _store_page(store: Store, table: str, frame: pl.DataFrame, replace: bool, *, source: str, dataset: str,
                 item: str) -> int:
     """Upsert one page and log it, in one transaction: a page is stored whole or not at all."""
     canonical = json.dumps(frame.with_columns(pl.col("ts").dt.strftime("%Y-%m-%dT%H:%M:%S%.f")).rows(),
@@ -482,7 +485,8 @@ def _store_page(store: Store, table: str, frame: pl.DataFrame, *, source: str, d
     sha = hashlib.sha256(canonical.encode()).hexdigest()
     first, last = frame["ts"][0], frame["ts"][-1]
     with store.transaction():
-        new = store.upsert(table, frame, source=f"{source} {item} page {first:%Y-%m-%dT%H:%M}")
+        new = store.upsert(table, frame, on_conflict="replace" if replace else "error",
+                           source=f"{source} {item} page {first:%Y-%m-%dT%H:%M}")
         store.log_ingest(source=source, dataset=dataset, sha256=sha,
                          item=f"{item} {first:%Y-%m-%dT%H:%M}..{last:%Y-%m-%dT%H:%M}",
                          rows=frame.height, first_ts=first, last_ts=last)
@@ -505,7 +509,7 @@ def _resume_point(store: Store, table: str, key: dict[str, str], start: datetime
         [*key.values(), start, end],
     )
     first, last, gap = frame.row(0)
-    if first is None or first - start > max_gap or (gap is not None and gap > max_gap.total_seconds()):
+    if first is None or first - start >= max_gap or (gap is not None and gap > max_gap.total_seconds()):
         return None
     return last
 

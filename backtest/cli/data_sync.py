@@ -54,11 +54,13 @@ def _when(option: str, value: str) -> datetime:
               help="Attempts per page on network errors, HTTP 429 and 5xx.")
 @click.option("--backoff", type=click.FloatRange(0), default=1.0, show_default=True,
               help="First wait between attempts in seconds (doubles each retry).")
+@click.option("--replace", is_flag=True, help="Overwrite stored values the venue now reports differently "
+              "(default: stop with a conflict error naming the row).")
 @db_option
 @events_file_option
 @quiet_option
 def sync(event_id: str | None, venue: str | None, symbols: str | None, datasets: str | None, timeframe: str,
-         since: str | None, until: str | None, retries: int, backoff: float, db: str | None,
+         since: str | None, until: str | None, retries: int, backoff: float, replace: bool, db: str | None,
          events_file: str | None, quiet: bool) -> None:
     """Fetch a window's candles, funding and open interest through ccxt.
 
@@ -104,7 +106,7 @@ def sync(event_id: str | None, venue: str | None, symbols: str | None, datasets:
                    f"{','.join(chosen)}: {','.join(wanted)} ({timeframe})", err=True)
     with Store(db) as store:
         report = run_sync(store, chosen_venue.id, chosen, wanted, start, end, timeframe=timeframe,
-                          exchange=exchange, attempts=retries, base_delay=backoff,
+                          exchange=exchange, attempts=retries, base_delay=backoff, replace=replace,
                           progress=not quiet and sys.stderr.isatty())
     for r in report.results:
         if r.fetched:

@@ -324,3 +324,41 @@ def test_page_frames_are_whole_transactions(tmp_path: Path, server) -> None:
             run(st, server, "binanceusdm", ["last"], (DAY[0], DAY[0] + timedelta(minutes=10)), "1m")
         assert st.query("SELECT count(*) FROM candles").item() == 5  # page 1 (4 rows) + the clashing row
         assert st.query("SELECT count(*) FROM ingest_log").item() == 1
+
+
+def test_conflicting_page_replaced_only_on_request(tmp_path: Path, server) -> None:
+    rows = [[1621382400000 + i * 60_000, "100.5", "101", "99", "100", "1", 0, "100", 1, "0.5", "50", "0"]
+            for i in range(3)]
+    BinanceUsdmEmulator(now_ms=NOW_MS, klines={("klines", "BTCUSDT", "1m"): rows}).mount(server)
+    window = (DAY[0], DAY[0] + timedelta(minutes=3))
+    with Store(tmp_path / "a.duckdb") as st:
+        clash = DAY[0] + timedelta(minutes=2)
+        st.upsert("candles", pl.DataFrame({"venue": ["binanceusdm"], "symbol": ["BTCUSDT"],
+                                           "price_type": ["last"], "timeframe": ["1m"], "ts": [clash],
+                                           "open": [1.0], "high": [1.0], "low": [1.0], "close": [1.0]}))
+        with pytest.raises(UserError, match=r"ccxt:binanceusdm binanceusdm BTCUSDT last page .*:3: .*"
+                                            r"open 1.0 -> 100.5"):
+            run(st, server, "binanceusdm", ["last"], window, "1m")
+        assert run(st, server, "binanceusdm", ["last"], window, "1m", replace=True).rows == 2
+        assert st.candles("binanceusdm", "BTCUSDT", "last", "1m")["open"].to_list() == [100.5] * 3
+
+
+@pytest.mark.parametrize("venue", ["binanceusdm", "bybit"])
+def test_index_candles_use_the_venue_parameters(tmp_path: Path, server, venue: str) -> None:
+    """Index klines: Binance queries them by ``pair``, Bybit by symbol on index-price-kline (5 fields)."""
+    rows = [[1621382400000 + i * 3_600_000, f"4288{i}.5", f"4299{i}.25", f"4277{i}.75", f"4290{i}.0", "0",
+             1621382400000 + (i + 1) * 3_600_000 - 1, "0", 60, "0", "0", "0"] for i in range(5)]
+    if venue == "binanceusdm":
+        BinanceUsdmEmulator(now_ms=NOW_MS, klines={("indexPriceKlines", "BTCUSDT", "1h"): rows}).mount(server)
+        path = "/fapi.binance.com/fapi/v1/indexPriceKlines"
+    else:
+        BybitEmulator(now_ms=NOW_MS, klines={("index-price-kline", "BTCUSDT", "1h"): rows}).mount(server)
+        path = "/api.bybit.com/v5/market/index-price-kline"
+    with Store(tmp_path / "a.duckdb") as st:
+        rep = run(st, server, venue, ["index"], (DAY[0], DAY[0] + timedelta(hours=5)), "1h")
+        assert rep.rows == 5
+        got = st.candles(venue, "BTCUSDT", "index", "1h")
+        assert got["open"].to_list() == [float(f"4288{i}.5") for i in range(5)]
+        assert got["low"].to_list() == [float(f"4277{i}.75") for i in range(5)]
+    (query,) = server.requests_to(path)
+    assert query.get("pair" if venue == "binanceusdm" else "symbol") == "BTCUSDT"
