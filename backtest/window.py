@@ -90,7 +90,11 @@ class WindowCoverage:
 
 @dataclass
 class MarketWindow:
-    """Everything the replay reads for one (event, venue, symbol)."""
+    """Everything the replay reads for one (event, venue, symbol).
+
+    ``bars.in_window`` is True for bars that overlap [start, end); warm-up bars are False.
+    ``funding`` holds settlements in [load_start, end] (a settlement at ``end`` accrued inside).
+    """
 
     event_id: str
     venue: str

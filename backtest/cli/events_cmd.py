@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import TYPE_CHECKING
+
 import click
 
 from backtest.cli.options import events_file_option, format_option
+
+if TYPE_CHECKING:
+    from backtest.events import Event
 
 
 @click.command("events")
@@ -45,7 +51,7 @@ def events(events_file: str | None, fmt: str) -> None:
     Console(soft_wrap=False).print(table)
 
 
-def _when(ts) -> str:
+def _when(ts: datetime) -> str:
     return f"{ts:%Y-%m-%d}" if (ts.hour, ts.minute, ts.second) == (0, 0, 0) else f"{ts:%Y-%m-%d %H:%M}"
 
 
@@ -60,7 +66,7 @@ def _amount(value: float, unit: str) -> str:
     return f"${_money(value)}" if unit == "USD" else f"{_money(value)} {unit}"
 
 
-def _liquidations(e) -> str:
+def _liquidations(e: Event) -> str:
     r = e.first("liquidations")
     if r is None or r.value is None:
         return "-"
@@ -71,7 +77,7 @@ def _liquidations(e) -> str:
     return text
 
 
-def _oi(e) -> str:
+def _oi(e: Event) -> str:
     r = e.first("oi_change")
     if r is None:
         return "-"
@@ -89,7 +95,7 @@ def _oi(e) -> str:
     return text
 
 
-def _funding(e) -> str:
+def _funding(e: Event) -> str:
     r = e.first("funding_extreme")
     if r is None or r.value is None:
         return "-"
