@@ -380,6 +380,8 @@ class _Importer:
             return
         content = formats.decompress(raw, path)
         layout = formats.detect_layout(content)
+        if layout is None and inferred.kind == "candles" and formats.first_line(content)[:1].isdigit():
+            layout = formats.KLINES_NO_HEADER  # data without a header: let the column checks name the line
         if layout is None:
             head = formats.first_line(content)
             if inferred.kind is not None:
