@@ -193,6 +193,26 @@ def _fail_where(frame: pl.DataFrame, mask: pl.Expr, path: str | Path,
         raise InputError(path, message(row) if callable(message) else message, row["_line"])
 
 
+class _Checks:
+    """Row checks on one frame, evaluated in a single pass; the first failing check names its first row."""
+
+    def __init__(self, frame: pl.DataFrame, path: str | Path) -> None:
+        self.frame, self.path = frame, path
+        self.items: list[tuple[pl.Expr, str | Callable[[dict], str]]] = []
+
+    def fail_where(self, mask: pl.Expr, message: str | Callable[[dict], str]) -> None:
+        self.items.append((mask, message))
+
+    def run(self) -> None:
+        if not self.items:
+            return
+        flags = self.frame.select(
+            mask.fill_null(False).any().alias(f"c{i}") for i, (mask, _) in enumerate(self.items)).row(0)
+        for (mask, message), bad in zip(self.items, flags, strict=True):
+            if bad:
+                _fail_where(self.frame, mask.fill_null(False), self.path, message)
+
+
 def _cast(frame: pl.DataFrame, columns: dict[str, pl.DataType], path: str | Path,
           optional: tuple[str, ...] = ()) -> pl.DataFrame:
     """Cast string columns; the first value that is not a number is an error naming line and column."""
@@ -236,30 +256,30 @@ def _iso(col: str) -> pl.Expr:
             .dt.replace_time_zone(None))
 
 
-def _check_ts(frame: pl.DataFrame, path: str | Path, raw: str) -> None:
-    _fail_where(frame, pl.col("ts").is_null(), path, lambda r: f"{raw} is {r[raw]!r}, not a timestamp")
-    _fail_where(frame, (pl.col("ts") < _TS_MIN) | (pl.col("ts") >= _TS_MAX), path,
-                lambda r: f"{raw} {r[raw]!r} is outside 2009..2100 (expected Unix ms or µs / ISO-8601 UTC)")
+def _check_ts(chk: _Checks, raw: str) -> None:
+    chk.fail_where(pl.col("ts").is_null(), lambda r: f"{raw} is {r[raw]!r}, not a timestamp")
+    chk.fail_where((pl.col("ts") < _TS_MIN) | (pl.col("ts") >= _TS_MAX),
+                   lambda r: f"{raw} {r[raw]!r} is outside 2009..2100 (need Unix ms or µs, or ISO-8601 UTC)")
 
 
-def _check_prices(frame: pl.DataFrame, path: str | Path, cols: tuple[str, ...]) -> None:
+def _check_prices(chk: _Checks, cols: tuple[str, ...]) -> None:
     for c in cols:
-        _fail_where(frame, ~pl.col(c).is_finite() | (pl.col(c) <= 0), path,
-                    lambda r, c=c: f"{c} is {r[c]}; prices must be finite and > 0")
+        chk.fail_where(~pl.col(c).is_finite() | (pl.col(c) <= 0),
+                       lambda r, c=c: f"{c} is {r[c]}; prices must be finite and > 0")
 
 
-def _check_non_negative(frame: pl.DataFrame, path: str | Path, cols: tuple[str, ...]) -> None:
+def _check_non_negative(chk: _Checks, cols: tuple[str, ...]) -> None:
     for c in cols:
-        if c in frame.columns:
+        if c in chk.frame.columns:
             v = pl.col(c).cast(pl.Float64)
-            _fail_where(frame, v.is_not_null() & (~v.is_finite() | (v < 0)), path,
-                        lambda r, c=c: f"{c} is {r[c]}; must be finite and >= 0")
+            chk.fail_where(v.is_not_null() & (~v.is_finite() | (v < 0)),
+                           lambda r, c=c: f"{c} is {r[c]}; must be finite and >= 0")
 
 
-def _check_ohlc(frame: pl.DataFrame, path: str | Path) -> None:
+def _check_ohlc(chk: _Checks) -> None:
     o, h, lo, c = (pl.col(x) for x in ("open", "high", "low", "close"))
     bad = (lo > h) | (lo > o) | (lo > c) | (o > h) | (c > h)
-    _fail_where(frame, bad, path, lambda r: (
+    chk.fail_where(bad, lambda r: (
         f"OHLC out of order (open={r['open']}, high={r['high']}, low={r['low']}, close={r['close']}); "
         "need low <= open, close <= high"))
 
@@ -277,15 +297,17 @@ def _parse_klines(data: bytes, path: str | Path, layout: Layout) -> pl.DataFrame
                   "count": pl.Int64, "taker_buy_volume": pl.Float64,
                   "taker_buy_quote_volume": pl.Float64}, path)
     f = f.with_columns(ts=_epoch("open_time"), _close=_epoch("close_time"))
-    _check_ts(f, path, "open_time")
-    _check_prices(f, path, ("open", "high", "low", "close"))
-    _check_ohlc(f, path)
-    _check_non_negative(f, path, ("volume", "quote_volume", "count", "taker_buy_volume",
-                                  "taker_buy_quote_volume"))
-    _fail_where(f, pl.col("_close") <= pl.col("ts"), path,
-                lambda r: f"close_time {r['close_time']} is not after open_time {r['open_time']}")
+    chk = _Checks(f, path)
+    _check_ts(chk, "open_time")
+    _check_prices(chk, ("open", "high", "low", "close"))
+    _check_ohlc(chk)
+    _check_non_negative(chk, ("volume", "quote_volume", "count", "taker_buy_volume",
+                              "taker_buy_quote_volume"))
+    chk.fail_where(pl.col("_close") <= pl.col("ts"),
+                   lambda r: f"close_time {r['close_time']} is not after open_time {r['open_time']}")
     # close_time = open_time + interval - 1 unit (ms or µs): round the span up to whole milliseconds.
     span = ((pl.col("_close") - pl.col("ts")).dt.total_microseconds() + 1000) // 1000 * 1000
+    chk.run()
     return f.select("_line", "ts", "open", "high", "low", "close", "volume", "quote_volume",
                     pl.col("count").alias("trades"), "taker_buy_volume", "taker_buy_quote_volume",
                     span.alias("_span_us"))
@@ -295,10 +317,12 @@ def _parse_candle_csv(data: bytes, path: str | Path, layout: Layout) -> pl.DataF
     f = _split(data, path, layout)
     f = _cast(f, {c: pl.Float64 for c in ("open", "high", "low", "close", "volume")}, path)
     f = _with_iso(f, "date")
-    _check_ts(f, path, "date")
-    _check_prices(f, path, ("open", "high", "low", "close"))
-    _check_ohlc(f, path)
-    _check_non_negative(f, path, ("volume",))
+    chk = _Checks(f, path)
+    _check_ts(chk, "date")
+    _check_prices(chk, ("open", "high", "low", "close"))
+    _check_ohlc(chk)
+    _check_non_negative(chk, ("volume",))
+    chk.run()
     return f.select("_line", "ts", "open", "high", "low", "close", "volume")
 
 
@@ -308,12 +332,14 @@ def _parse_funding_csv(data: bytes, path: str | Path, layout: Layout) -> pl.Data
                   "last_funding_rate": pl.Float64}, path)
     # Settlement times carry a few ms of jitter: floor to the minute so series join cleanly.
     f = f.with_columns(ts=_epoch("calc_time").dt.truncate("1m"))
-    _check_ts(f, path, "calc_time")
-    _fail_where(f, ~pl.col("last_funding_rate").is_finite(), path,
-                lambda r: f"last_funding_rate is {r['last_funding_rate']}; must be finite")
+    chk = _Checks(f, path)
+    _check_ts(chk, "calc_time")
+    chk.fail_where(~pl.col("last_funding_rate").is_finite(),
+                   lambda r: f"last_funding_rate is {r['last_funding_rate']}; must be finite")
     iv = pl.col("funding_interval_hours")
-    _fail_where(f, ~iv.is_finite() | (iv <= 0), path,
-                lambda r: f"funding_interval_hours is {r['funding_interval_hours']}; must be > 0")
+    chk.fail_where(~iv.is_finite() | (iv <= 0),
+                   lambda r: f"funding_interval_hours is {r['funding_interval_hours']}; must be > 0")
+    chk.run()
     return f.select("_line", "ts", pl.col("last_funding_rate").alias("rate"),
                     pl.col("funding_interval_hours").alias("interval_h"))
 
@@ -322,9 +348,11 @@ def _parse_metrics(data: bytes, path: str | Path, layout: Layout) -> pl.DataFram
     f = _split(data, path, layout)
     f = _cast(f, {"sum_open_interest": pl.Float64, "sum_open_interest_value": pl.Float64}, path)
     f = _with_iso(f, "create_time")
-    _check_ts(f, path, "create_time")
-    _fail_where(f, pl.col("symbol") == "", path, "symbol is empty")
-    _check_non_negative(f, path, ("sum_open_interest", "sum_open_interest_value"))
+    chk = _Checks(f, path)
+    _check_ts(chk, "create_time")
+    chk.fail_where(pl.col("symbol") == "", "symbol is empty")
+    _check_non_negative(chk, ("sum_open_interest", "sum_open_interest_value"))
+    chk.run()
     return f.select("_line", "ts", "symbol", pl.col("sum_open_interest").alias("oi_base"),
                     pl.col("sum_open_interest_value").alias("oi_quote"))
 
@@ -334,13 +362,15 @@ def _parse_liquidations(data: bytes, path: str | Path, layout: Layout) -> pl.Dat
     f = _cast(f, {"time": pl.Int64, "original_quantity": pl.Float64, "price": pl.Float64,
                   "average_price": pl.Float64, "accumulated_fill_quantity": pl.Float64}, path)
     f = f.with_columns(ts=_epoch("time"), side=pl.col("side").str.to_lowercase())
-    _check_ts(f, path, "time")
-    _fail_where(f, ~pl.col("side").is_in(["buy", "sell"]), path,
-                lambda r: f"side is {r['side']!r}; expected BUY or SELL")
-    _check_prices(f, path, ("price",))
-    _fail_where(f, ~pl.col("original_quantity").is_finite() | (pl.col("original_quantity") <= 0), path,
-                lambda r: f"original_quantity is {r['original_quantity']}; must be > 0")
-    _check_non_negative(f, path, ("average_price", "accumulated_fill_quantity"))
+    chk = _Checks(f, path)
+    _check_ts(chk, "time")
+    chk.fail_where(~pl.col("side").is_in(["buy", "sell"]),
+                   lambda r: f"side is {r['side']!r}; expected BUY or SELL")
+    _check_prices(chk, ("price",))
+    chk.fail_where(~pl.col("original_quantity").is_finite() | (pl.col("original_quantity") <= 0),
+                   lambda r: f"original_quantity is {r['original_quantity']}; must be > 0")
+    _check_non_negative(chk, ("average_price", "accumulated_fill_quantity"))
+    chk.run()
     return f.select(
         "_line", "ts", "side", "price", pl.col("original_quantity").alias("qty"),
         pl.col("average_price").alias("avg_price"), pl.col("accumulated_fill_quantity").alias("filled_qty"),
@@ -392,11 +422,13 @@ def _parse_bitmex_funding(data: bytes, path: str | Path, layout: Layout) -> pl.D
     }, schema_overrides={"_line": pl.Int64})
     f = _cast(frame, {"fundingRate": pl.Float64}, path)
     f = f.with_columns(ts=_iso("timestamp").dt.truncate("1m"), _iv=_iso("fundingInterval"))
-    _check_ts(f, path, "timestamp")
-    _fail_where(f, ~pl.col("fundingRate").is_finite(), path,
-                lambda r: f"fundingRate is {r['fundingRate']}; must be finite")
+    chk = _Checks(f, path)
+    _check_ts(chk, "timestamp")
+    chk.fail_where(~pl.col("fundingRate").is_finite(),
+                   lambda r: f"fundingRate is {r['fundingRate']}; must be finite")
     # BitMEX encodes the interval as a time after 2000-01-01 00:00 (08:00 = 8 hours).
     hours = (pl.col("_iv") - datetime(2000, 1, 1)).dt.total_seconds() / 3600
+    chk.run()
     f = f.with_columns(interval_h=pl.when(pl.col("_iv").is_not_null()).then(hours))
     _fail_where(f, pl.col("fundingInterval").is_not_null() & ~(pl.col("interval_h") > 0), path,
                 lambda r: f"fundingInterval {r['fundingInterval']!r} is not a positive time after 2000-01-01")
