@@ -1,0 +1,40 @@
+"""Position-book reconstruction inputs: how new open interest splits into cohorts (MODEL §6).
+
+Vectorised over bars: the crowding signal from funding and taker-buy share tilts each side's
+leverage mix from ``lev_neutral`` toward ``lev_crowded`` (the crowded side) or ``lev_hedger``
+(the other side). Size classes decide the bracket (tier) and cap the leverage at its maximum.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from backtest.engine.params import LEVERAGE_BUCKETS, Params
+from backtest.engine.venue_rules import MAXLEV, tier_of
+
+
+def crowding(f_last: np.ndarray, tb: np.ndarray, p: Params) -> np.ndarray:
+    """x in [-1, 1] per bar; x > 0 means longs are crowded."""
+    x = (f_last - p.funding_neutral) / p.funding_ref + (tb - 0.5) / p.taker_ref
+    return np.clip(x, -1.0, 1.0)
+
+
+def side_weights(f_last: np.ndarray, tb: np.ndarray, p: Params) -> tuple[np.ndarray, np.ndarray]:
+    """Leverage-bucket weights per bar for new longs and new shorts, each [T, 10], rows sum to 1."""
+    x = crowding(f_last, tb, p)
+    neu, cro, hed = (np.asarray(v, dtype=float) for v in (p.lev_neutral, p.lev_crowded, p.lev_hedger))
+
+    def mix(xs: np.ndarray) -> np.ndarray:
+        a_plus = p.lev_tilt * np.maximum(xs, 0.0)[:, None]
+        a_minus = p.lev_tilt * np.maximum(-xs, 0.0)[:, None]
+        return neu[None, :] + a_plus * (cro - neu)[None, :] + a_minus * (hed - neu)[None, :]
+
+    return mix(x), mix(-x)
+
+
+def size_templates(brackets: np.ndarray, p: Params) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(size_usd [Z], size_share [Z], tier [Z] 0-based, effective leverage [10, Z])."""
+    size_usd = np.asarray(p.size_usd, dtype=float)
+    tiers = np.array([tier_of(brackets, s) for s in size_usd], dtype=np.int64)
+    lev = np.minimum(np.asarray(LEVERAGE_BUCKETS)[:, None], brackets[tiers, MAXLEV][None, :])
+    return size_usd, np.asarray(p.size_share, dtype=float), tiers, lev

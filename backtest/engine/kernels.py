@@ -1,0 +1,514 @@
+"""Numba kernels over cohort arrays: funding, liquidation + execution, waterfall + book flows.
+
+Arrays only — no I/O, no polars, no Python objects — so each bar is a few compiled loops over the
+live cohorts (docs/MODEL.md §4). Layouts (column indices) are the constants below; ``replay.py``
+owns the arrays and calls these kernels once per symbol and bar.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+# cohort float state fs[i, :]
+Q, QA, EP, W, LEV, LP = range(6)
+NFS = 6
+# cohort int state cs[i, :]
+SIDE, TIER, TRIG = range(3)
+NCS = 3
+# bar inputs bars[t, :]
+B_OPEN, B_HIGH, B_LOW, B_CLOSE, B_VOL, B_VUSD, B_MOPEN, B_MHIGH, B_MLOW, B_MCLOSE = range(10)
+NB = 10
+# pieces pc[k, :]: cohort, q, trigger price, qa before, Q after, qa after, tier after
+P_I, P_Q, P_PT, P_QA, P_QAFTER, P_QAAFTER, P_TIER = range(7)
+NPC = 7
+# per-bar outputs out[t, :]; side-specific blocks start at O_LONG / O_SHORT
+(
+    O_LIQ_USD,
+    O_X,
+    O_BAD,
+    O_SURPLUS,
+    O_RETURNED,
+    O_QB,
+    O_QBBP,
+    O_QBPF,
+    O_EVENTS,
+    O_ACCOUNTS,
+    O_IMPACT,
+    O_ADL_Q,
+    O_ADL_USD,
+    O_HAIRCUT,
+    O_UNREC,
+    O_PABS,
+) = range(16)
+O_LONG, O_SHORT = 0, 16
+O_FLOW, O_OI, O_OPEN_USD, O_CLOSE_SHARE = 32, 33, 34, 35
+NOUT = 36
+# accumulators acc[:]
+A_D, A_WD, A_F, A_UNREC, A_LP, A_FUNDING_NET, A_TRADED, A_PRUNED, A_QL, A_QS = range(10)
+NACC = 10  # A_QL/A_QS: running side totals of Q (state, kept incrementally)
+# cnt[:]: live cohorts, created cohorts
+C_LIVE, C_NCOH = range(2)
+# params pf[:]
+(
+    PF_Y,
+    PF_CAP,
+    PF_SURPLUS_FEE,
+    PF_CLEAR_FEE,
+    PF_TRADE_FEE,
+    PF_SOCIAL,
+    PF_CVS,
+    PF_OVS,
+    PF_CLOSE_CAP,
+    PF_PRUNE,
+) = range(10)
+NPF = 10
+
+SQRT_4LN2 = math.sqrt(4.0 * math.log(2.0))
+
+
+@njit(cache=True)
+def liq_price(side, ep, w, qa, mmr, cum):
+    if side > 0:
+        return (ep - w - cum / qa) / (1.0 - mmr)
+    return (ep + w + cum / qa) / (1.0 + mmr)
+
+
+@njit(cache=True)
+def apply_funding(rate, mark, fs, cs, live, cnt, brackets, acc):
+    """Funding settlement at the bar open (MODEL §4.1): longs pay shorts when rate > 0."""
+    per_unit = rate * mark
+    net = 0.0
+    for j in range(cnt[C_LIVE]):
+        i = live[j]
+        s = cs[i, SIDE]
+        fs[i, W] -= s * per_unit
+        net += s * per_unit * fs[i, Q]
+        _set_lp(i, fs, cs, brackets)
+    acc[A_FUNDING_NET] += net
+
+
+@njit(cache=True)
+def _set_lp(i, fs, cs, brackets):
+    k = cs[i, TIER]
+    fs[i, LP] = liq_price(cs[i, SIDE], fs[i, EP], fs[i, W], fs[i, QA], brackets[k, 3], brackets[k, 4])
+
+
+@njit(cache=True)
+def impact(y, cap, high, low, vol, x):
+    """Square-root impact of x base units in a bar (MODEL §5.3)."""
+    if x <= 0.0:
+        return 0.0
+    if vol <= 0.0:
+        return cap
+    sigma = math.log(high / low) / SQRT_4LN2 if low > 0.0 else 0.0
+    v = y * sigma * math.sqrt(x / vol)
+    return v if v < cap else cap
+
+
+@njit(cache=True)
+def liquidate(t, mult, bars, fs, cs, live, cnt, pc, brackets, pf, out, acc):
+    """Trigger, partial liquidation, execution, surplus and bad debt of bar t (MODEL §5).
+
+    Returns the number of pieces. If it exceeds ``len(pc)`` nothing was changed and the caller must
+    grow ``pc`` and call again (pass 1 only reads the state).
+    """
+    mopen = bars[t, B_MOPEN] * mult
+    mlow = bars[t, B_MLOW] * mult
+    mhigh = bars[t, B_MHIGH] * mult
+    cap_pc = pc.shape[0]
+    n = 0
+    for j in range(cnt[C_LIVE]):
+        i = live[j]
+        s = cs[i, SIDE]
+        if s > 0:
+            if mlow > fs[i, LP]:
+                continue
+        elif mhigh < fs[i, LP]:
+            continue
+        k = cs[i, TIER]
+        q_tot = fs[i, Q]
+        qa = fs[i, QA]
+        ep = fs[i, EP]
+        w = fs[i, W]
+        while q_tot > 0.0:
+            lp = liq_price(s, ep, w, qa, brackets[k, 3], brackets[k, 4])
+            if s > 0:
+                if mlow > lp:
+                    break
+                pt = lp if lp < mopen else mopen
+            else:
+                if mhigh < lp:
+                    break
+                pt = lp if lp > mopen else mopen
+            if k == 0:
+                piece, q_after, qa_after, k_after = q_tot, 0.0, qa, 0
+            else:
+                cut = brackets[k, 0] / pt
+                qa_after = qa if qa < cut else cut
+                q_after = q_tot * (qa_after / qa)
+                piece = q_tot - q_after
+                k_after = k - 1
+            if n < cap_pc:
+                pc[n, P_I] = i
+                pc[n, P_Q] = piece
+                pc[n, P_PT] = pt
+                pc[n, P_QA] = qa
+                pc[n, P_QAFTER] = q_after
+                pc[n, P_QAAFTER] = qa_after
+                pc[n, P_TIER] = k_after
+            n += 1
+            q_tot, qa, k = q_after, qa_after, k_after
+    if n > cap_pc:
+        return n
+    # side totals -> impact
+    x_long = 0.0
+    x_short = 0.0
+    for m in range(n):
+        if cs[int(pc[m, P_I]), SIDE] > 0:
+            x_long += pc[m, P_Q]
+        else:
+            x_short += pc[m, P_Q]
+    high = bars[t, B_HIGH]
+    low = bars[t, B_LOW]
+    vol = bars[t, B_VOL]
+    i_long = impact(pf[PF_Y], pf[PF_CAP], high, low, vol, x_long)
+    i_short = impact(pf[PF_Y], pf[PF_CAP], high, low, vol, x_short)
+    out[t, O_LONG + O_X] = x_long
+    out[t, O_SHORT + O_X] = x_short
+    out[t, O_LONG + O_IMPACT] = i_long
+    out[t, O_SHORT + O_IMPACT] = i_short
+    fee_mode = pf[PF_SURPLUS_FEE] > 0.5
+    for m in range(n):
+        i = int(pc[m, P_I])
+        s = cs[i, SIDE]
+        q = pc[m, P_Q]
+        cs[i, TRIG] = t
+        fs[i, Q] = pc[m, P_QAFTER]
+        fs[i, QA] = pc[m, P_QAAFTER]
+        cs[i, TIER] = int(pc[m, P_TIER])
+        _set_lp(i, fs, cs, brackets)
+        if q <= 0.0:
+            continue
+        acc[A_QL if s > 0 else A_QS] -= q
+        o = O_LONG if s > 0 else O_SHORT
+        ep = fs[i, EP]
+        w = fs[i, W]
+        bp = ep - w if s > 0 else ep + w
+        fill = pc[m, P_PT] * (1.0 - i_long) if s > 0 else pc[m, P_PT] * (1.0 + i_short)
+        e = q * s * (fill - bp)
+        out[t, o + O_LIQ_USD] += q * fill
+        out[t, o + O_EVENTS] += 1.0
+        out[t, o + O_ACCOUNTS] += q / pc[m, P_QA]
+        acc[A_TRADED] += q * fill
+        if e >= 0.0:
+            if fee_mode:
+                fee = pf[PF_CLEAR_FEE] * q * fill
+                to_fund = e if e < fee else fee
+                out[t, o + O_SURPLUS] += to_fund
+                out[t, o + O_RETURNED] += e - to_fund
+                acc[A_WD] += e - to_fund
+            else:
+                out[t, o + O_SURPLUS] += e
+        else:
+            out[t, o + O_BAD] -= e
+            out[t, o + O_QB] += q
+            out[t, o + O_QBBP] += q * bp
+            out[t, o + O_QBPF] += q * fill
+    return n
+
+
+@njit(cache=True)
+def _close(i, a, price, fee_rate, fs, cs, acc):
+    """Close quantity a of cohort i at price: equity back to the trader, fee outside the position."""
+    s = cs[i, SIDE]
+    acc[A_WD] += a * (fs[i, W] + s * (price - fs[i, EP]))
+    acc[A_F] += a * price * fee_rate
+    acc[A_TRADED] += a * price
+    acc[A_QL if s > 0 else A_QS] -= a
+    fs[i, Q] -= a
+
+
+@njit(cache=True)
+def _adl(t, opp, u_loss, o, fs, cs, live, cnt, out, acc):
+    """Close top-ranked profitable cohorts of side opp at the bankruptcy price (MODEL §7.1)."""
+    qb = out[t, o + O_QB]
+    bad = out[t, o + O_BAD]
+    phi = u_loss / bad
+    q_adl = phi * qb
+    p_adl = out[t, o + O_QBBP] / qb
+    vwap_b = out[t, o + O_QBPF] / qb
+    nl = cnt[C_LIVE]
+    idx = np.empty(nl, np.int64)
+    neg = np.empty(nl, np.float64)
+    m = 0
+    for j in range(nl):
+        i = live[j]
+        if cs[i, SIDE] != opp or cs[i, TRIG] == t or fs[i, Q] <= 0.0:
+            continue
+        ep = fs[i, EP]
+        u = opp * (p_adl - ep)
+        if u <= 0.0:
+            continue
+        w = fs[i, W]
+        wd = w if w > 1e-9 * ep else 1e-9 * ep
+        pnl_pct = u / wd
+        eff_lev = p_adl / (w + u)
+        idx[m] = i
+        neg[m] = -(pnl_pct * eff_lev)
+        m += 1
+    order = np.argsort(neg[:m], kind="mergesort")
+    filled = 0.0
+    for r in range(m):
+        if filled >= q_adl:
+            break
+        i = idx[order[r]]
+        a = fs[i, Q]
+        if filled + a > q_adl:
+            a = q_adl - filled
+        acc[A_WD] += a * (fs[i, W] + opp * (p_adl - fs[i, EP]))
+        acc[A_TRADED] += a * p_adl
+        acc[A_QL if opp > 0 else A_QS] -= a
+        fs[i, Q] -= a
+        filled += a
+    haircut = filled * abs(p_adl - vwap_b)
+    out[t, o + O_ADL_Q] = filled
+    out[t, o + O_ADL_USD] = filled * p_adl
+    out[t, o + O_HAIRCUT] = haircut
+    out[t, o + O_UNREC] = u_loss - haircut
+    acc[A_UNREC] += u_loss - haircut
+    return filled, vwap_b
+
+
+@njit(cache=True)
+def _socialize(t, opp, u_loss, o, mclose, fs, cs, live, cnt, brackets, out, acc):
+    """Charge the uncovered loss to side opp's profits, pro rata (MODEL §7.2)."""
+    total = 0.0
+    for j in range(cnt[C_LIVE]):
+        i = live[j]
+        if cs[i, SIDE] != opp or cs[i, TRIG] == t or fs[i, Q] <= 0.0:
+            continue
+        p = fs[i, Q] * opp * (mclose - fs[i, EP])
+        if p > 0.0:
+            total += p
+    charged = u_loss if u_loss < total else total
+    if charged > 0.0:
+        for j in range(cnt[C_LIVE]):
+            i = live[j]
+            if cs[i, SIDE] != opp or cs[i, TRIG] == t or fs[i, Q] <= 0.0:
+                continue
+            p = fs[i, Q] * opp * (mclose - fs[i, EP])
+            if p > 0.0:
+                fs[i, W] -= charged * (p / total) / fs[i, Q]
+                _set_lp(i, fs, cs, brackets)
+    out[t, o + O_HAIRCUT] = charged
+    out[t, o + O_UNREC] = u_loss - charged
+    acc[A_UNREC] += u_loss - charged
+
+
+@njit(cache=True)
+def settle(
+    t,
+    mult,
+    bars,
+    u_long,
+    u_short,
+    target,
+    fs,
+    cs,
+    live,
+    cnt,
+    brackets,
+    wl,
+    ws,
+    size_usd,
+    size_share,
+    size_tier,
+    lev_eff,
+    pf,
+    out,
+    acc,
+):
+    """Waterfall, absorption, voluntary closes, opens and pruning of bar t (MODEL §7, §6, §4.10)."""
+    mclose = bars[t, B_MCLOSE] * mult
+    vusd = bars[t, B_VUSD]
+    social = pf[PF_SOCIAL] > 0.5
+    fee = pf[PF_TRADE_FEE]
+    excess_long = 0.0
+    excess_short = 0.0
+    for side_i in range(2):
+        s_liq = 1 if side_i == 0 else -1
+        o = O_LONG if side_i == 0 else O_SHORT
+        x = out[t, o + O_X]
+        if x <= 0.0:
+            continue
+        opp = -s_liq
+        u_loss = u_long if side_i == 0 else u_short
+        filled = 0.0
+        vwap_b = 0.0
+        if u_loss > 0.0 and out[t, o + O_BAD] > 0.0:
+            if social:
+                _socialize(t, opp, u_loss, o, mclose, fs, cs, live, cnt, brackets, out, acc)
+            else:
+                filled, vwap_b = _adl(t, opp, u_loss, o, fs, cs, live, cnt, out, acc)
+        need = x - filled
+        if need <= 0.0:
+            continue
+        p_abs = (out[t, o + O_LIQ_USD] - filled * vwap_b) / need
+        out[t, o + O_PABS] = p_abs
+        avail = 0.0
+        for j in range(cnt[C_LIVE]):
+            i = live[j]
+            if cs[i, SIDE] == opp and cs[i, TRIG] != t:
+                avail += fs[i, Q]
+        if avail <= 0.0:
+            share = 0.0
+        else:
+            share = need / avail
+            if share > 1.0:
+                share = 1.0
+        if share > 0.0:
+            for j in range(cnt[C_LIVE]):
+                i = live[j]
+                if cs[i, SIDE] == opp and cs[i, TRIG] != t and fs[i, Q] > 0.0:
+                    a = fs[i, Q] if share >= 1.0 else fs[i, Q] * share
+                    _close(i, a, p_abs, fee, fs, cs, acc)
+        if need > avail:
+            if side_i == 0:
+                excess_long = need - avail
+            else:
+                excess_short = need - avail
+    if excess_long > 0.0 and excess_short > 0.0:
+        e = excess_long if excess_long < excess_short else excess_short
+        acc[A_LP] += e * (out[t, O_SHORT + O_PABS] - out[t, O_LONG + O_PABS])
+    out[t, O_FLOW] = (out[t, O_SHORT + O_X] - out[t, O_SHORT + O_ADL_Q]) - (
+        out[t, O_LONG + O_X] - out[t, O_LONG + O_ADL_Q]
+    )
+    # voluntary close share, from the running long total (MODEL §6)
+    oi = acc[A_QL] * mclose
+    c = 0.0
+    if oi > 0.0:
+        c = pf[PF_CVS] * vusd / oi
+        if c > pf[PF_CLOSE_CAP]:
+            c = pf[PF_CLOSE_CAP]
+    out[t, O_CLOSE_SHARE] = c
+    if not math.isnan(target):
+        n_open = target - oi * (1.0 - c)
+        if n_open < 0.0:
+            n_open = 0.0
+    else:
+        n_open = pf[PF_OVS] * vusd
+    out[t, O_OPEN_USD] = n_open
+    # opens are appended after the existing cohorts; the close share applies to the existing ones
+    nl_old = cnt[C_LIVE]
+    nl = nl_old
+    nc = cnt[C_NCOH]
+    ql_new = acc[A_QL] * (1.0 - c)
+    qs_new = acc[A_QS] * (1.0 - c)
+    if n_open > 0.0 and mclose > 0.0:
+        for side_i in range(2):
+            s = 1 if side_i == 0 else -1
+            for b in range(wl.shape[1]):
+                wb = wl[t, b] if side_i == 0 else ws[t, b]
+                if wb <= 0.0:
+                    continue
+                for z in range(size_usd.shape[0]):
+                    notional = n_open * wb * size_share[z]
+                    if notional <= 0.0:
+                        continue
+                    lev = lev_eff[b, z]
+                    fs[nc, Q] = notional / mclose
+                    fs[nc, QA] = size_usd[z] / mclose
+                    fs[nc, EP] = mclose
+                    fs[nc, W] = mclose / lev
+                    fs[nc, LEV] = lev
+                    cs[nc, SIDE] = s
+                    cs[nc, TIER] = size_tier[z]
+                    cs[nc, TRIG] = -1
+                    _set_lp(nc, fs, cs, brackets)
+                    acc[A_D] += fs[nc, Q] * fs[nc, W]
+                    acc[A_F] += notional * fee
+                    acc[A_TRADED] += notional
+                    if s > 0:
+                        ql_new += fs[nc, Q]
+                    else:
+                        qs_new += fs[nc, Q]
+                    live[nl] = nc
+                    nl += 1
+                    nc += 1
+    cnt[C_NCOH] = nc
+    # one fused pass: voluntary close of the old cohorts, prune (threshold on the totals after
+    # closes and opens), compaction of the live list (creation order kept)
+    thr_l = pf[PF_PRUNE] * ql_new
+    thr_s = pf[PF_PRUNE] * qs_new
+    pruned = 0
+    m = 0
+    wd = 0.0
+    qsum_l = 0.0  # closed long / short quantities (old cohorts) and added ones (new cohorts)
+    qsum_s = 0.0
+    add_l = 0.0
+    add_s = 0.0
+    closed_q = 0.0  # all quantity closed at mclose in this pass (fees, traded)
+    for j in range(nl):
+        i = live[j]
+        s = cs[i, SIDE]
+        qi = fs[i, Q]
+        if j < nl_old:
+            if c > 0.0:
+                a = c * qi
+                wd += a * (fs[i, W] + s * (mclose - fs[i, EP]))
+                closed_q += a
+                if s > 0:
+                    qsum_l += a
+                else:
+                    qsum_s += a
+                qi = qi - a
+        elif s > 0:
+            add_l += qi
+        else:
+            add_s += qi
+        if qi > 0.0 and qi < (thr_l if s > 0 else thr_s):
+            wd += qi * (fs[i, W] + s * (mclose - fs[i, EP]))
+            closed_q += qi
+            if s > 0:
+                qsum_l += qi
+            else:
+                qsum_s += qi
+            qi = 0.0
+            pruned += 1
+        fs[i, Q] = qi
+        if qi > 0.0:
+            live[m] = i
+            m += 1
+    acc[A_WD] += wd
+    acc[A_F] += closed_q * mclose * fee
+    acc[A_TRADED] += closed_q * mclose
+    acc[A_QL] += add_l - qsum_l
+    acc[A_QS] += add_s - qsum_s
+    cnt[C_LIVE] = m
+    if pruned > 0:
+        acc[A_PRUNED] += pruned
+        ql = acc[A_QL]
+        qs = acc[A_QS]
+        big = 1 if ql > qs else -1
+        diff = abs(ql - qs)
+        tot = ql if big > 0 else qs
+        if diff > 0.0 and tot > 0.0:
+            sh = diff / tot
+            for j in range(m):
+                i = live[j]
+                if cs[i, SIDE] == big:
+                    _close(i, sh * fs[i, Q], mclose, fee, fs, cs, acc)
+    out[t, O_OI] = acc[A_QL] * mclose
+
+
+@njit(cache=True)
+def open_equity(mark, fs, cs, live, cnt):
+    """Equity of all open positions at one mark price (conservation, MODEL §8)."""
+    e = 0.0
+    for j in range(cnt[C_LIVE]):
+        i = live[j]
+        e += fs[i, Q] * (fs[i, W] + cs[i, SIDE] * (mark - fs[i, EP]))
+    return e
