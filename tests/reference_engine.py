@@ -1,0 +1,738 @@
+"""The slow, obviously-correct reference replay engine (tests and benchmarks only).
+
+It implements docs/MODEL.md from the page alone, one cohort object at a time, in plain Python
+floats and lists, so that the fast numba engine (``backtest/engine``) can be held to it. It shares
+NO numeric code with the fast engine: from ``backtest.engine`` it uses only the parameter
+dataclass, the input container (``SymbolInputs`` and the column layout of its ``bars`` array,
+bracket columns of its ``brackets`` array) and the result container (``Result``), so both engines
+take the same inputs and produce comparable outputs.
+
+Readable over fast: every step of MODEL §4 is a function named after the step, loops are explicit.
+
+Where MODEL.md leaves a choice open, the reference decides as follows (see ``INTERPRETATIONS``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from backtest.engine.inputs import SymbolInputs
+from backtest.engine.kernels import (  # column layout of SymbolInputs.bars (data layout only)
+    B_HIGH,
+    B_LOW,
+    B_MCLOSE,
+    B_MHIGH,
+    B_MLOW,
+    B_MOPEN,
+    B_VOL,
+    B_VUSD,
+)
+from backtest.engine.params import LEVERAGE_BUCKETS, Params
+from backtest.engine.results import Result
+from backtest.engine.venue_rules import CUM, FLOOR, MAXLEV, MMR  # column layout of a bracket table
+from strategies.base import Fund, Market
+
+LONG, SHORT = +1, -1
+SQRT_4LN2 = math.sqrt(4.0 * math.log(2.0))
+
+INTERPRETATIONS = {
+    "liquidated_this_bar": "a cohort counts as liquidated in a bar (excluded from ADL, socialized loss and "
+                           "absorption) when a liquidation stage fired for it in that bar (§5.1), even a "
+                           "stage whose piece is 0",
+    "adl_flow": "market flow (§9) subtracts the quantity ADL actually closed (filled), not the target q_adl",
+    "lp_excess": "§7.3 assumes equal excess on both sides; when they differ the outside LP crosses "
+                 "min(e_long, e_short)",
+    "prune_rebalance": "pruning one side breaks long Q = short Q (§6); after a bar with pruned cohorts the "
+                       "bigger side closes the difference pro rata at mark_close (with trading fee)",
+    "prune_threshold": "prune threshold = prune_frac x side total Q after the closes and opens of the bar, "
+                       "computed once before any cohort of the bar is pruned",
+    "pay_only_bad_debt": "fund.pay is called only for a (symbol, side) with bad debt > 0",
+    "window_tick": "a window tick is a clock tick where some symbol's in-window bar opens",
+    "active_bar": "the bar active at a tick is the latest bar opened at or before it (forward fill)",
+    "oi_start": "a symbol without warm-up bars contributes its OI after bar 0 to oi_start_usd",
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# margin rules (MODEL §2), written out from the formulas
+
+
+def tier_of(table: list[list[float]], notional: float) -> int:
+    """0-based index of the largest tier whose floor is <= notional (the last tier beyond its cap)."""
+    k = 0
+    for j, row in enumerate(table):
+        if row[FLOOR] <= notional:
+            k = j
+    return k
+
+
+@dataclass
+class Cohort:
+    """One cohort: identical accounts of one side, entry bar, leverage bucket and size class (§3)."""
+
+    index: int  # creation index (ADL tie-break)
+    side: int
+    q: float  # aggregate quantity Q
+    qa: float  # quantity of one account
+    ep: float
+    w: float  # margin per unit of quantity
+    tier: int  # 0-based bracket index
+    lev: float
+    liquidated_bar: int = -1  # last bar in which a liquidation stage fired
+
+    @property
+    def alive(self) -> bool:
+        return self.q > 0.0
+
+    def liq_price(self, table: list[list[float]]) -> float:
+        mmr = table[self.tier][MMR]
+        cum = table[self.tier][CUM]
+        if self.side == LONG:
+            return (self.ep - self.w - cum / self.qa) / (1.0 - mmr)
+        return (self.ep + self.w + cum / self.qa) / (1.0 + mmr)
+
+    def bankruptcy_price(self) -> float:
+        return self.ep - self.w if self.side == LONG else self.ep + self.w
+
+    def equity_per_unit(self, price: float) -> float:
+        return self.w + self.side * (price - self.ep)
+
+
+@dataclass
+class Piece:
+    """A liquidated piece of a cohort (§5.1)."""
+
+    cohort: Cohort
+    q: float
+    trigger: float
+    qa_before: float
+    fill: float = 0.0
+
+
+@dataclass
+class BarRecord:
+    """Everything the reference records for one symbol's bar (per side: index 0 long, 1 short)."""
+
+    liq_usd: list[float] = field(default_factory=lambda: [0.0, 0.0])
+    x: list[float] = field(default_factory=lambda: [0.0, 0.0])
+    bad: list[float] = field(default_factory=lambda: [0.0, 0.0])
+    surplus: list[float] = field(default_factory=lambda: [0.0, 0.0])
+    qb: list[float] = field(default_factory=lambda: [0.0, 0.0])
+    qb_bp: list[float] = field(default_factory=lambda: [0.0, 0.0])
+    qb_pf: list[float] = field(default_factory=lambda: [0.0, 0.0])
+    events: list[float] = field(default_factory=lambda: [0.0, 0.0])
+    accounts: list[float] = field(default_factory=lambda: [0.0, 0.0])
+    paid: list[float] = field(default_factory=lambda: [0.0, 0.0])
+    uncovered: list[float] = field(default_factory=lambda: [0.0, 0.0])
+    adl_q: list[float] = field(default_factory=lambda: [0.0, 0.0])
+    adl_usd: list[float] = field(default_factory=lambda: [0.0, 0.0])
+    haircut: list[float] = field(default_factory=lambda: [0.0, 0.0])
+    unrec: list[float] = field(default_factory=lambda: [0.0, 0.0])
+    p_abs: list[float] = field(default_factory=lambda: [0.0, 0.0])
+    flow: float = 0.0
+    oi: float = 0.0
+    q_long: float = 0.0  # side totals after the bar (state dump for the Q-balance check)
+    q_short: float = 0.0
+
+
+def _si(side: int) -> int:
+    return 0 if side == LONG else 1
+
+
+class SymbolBook:
+    """One symbol's cohorts, accumulators and per-bar records."""
+
+    def __init__(self, inp: SymbolInputs, p: Params) -> None:
+        self.inp = inp
+        self.p = p
+        self.table = [[float(v) for v in row] for row in inp.brackets]
+        self.cohorts: list[Cohort] = []
+        self.records = [BarRecord() for _ in range(inp.n)]
+        self.mult = [1.0] * inp.n
+        self.pieces: list[Piece] = []
+        # conservation accumulators (§8)
+        self.deposits = 0.0
+        self.withdrawals = 0.0
+        self.fees = 0.0
+        self.unrec = 0.0
+        self.lp_pnl = 0.0
+        self.funding_net = 0.0
+        self.traded = 0.0
+        self.pruned = 0
+
+    # ---- helpers
+    def alive(self, side: int | None = None) -> list[Cohort]:
+        return [c for c in self.cohorts if c.q > 0.0 and (side is None or c.side == side)]
+
+    def side_q(self, side: int) -> float:
+        total = 0.0
+        for c in self.alive(side):
+            total += c.q
+        return total
+
+    def bar(self, t: int, col: int) -> float:
+        """A price of bar t on this run's path (§9: last and mark OHLC times the multiplier)."""
+        return float(self.inp.bars[t, col]) * self.mult[t]
+
+    def close(self, c: Cohort, a: float, price: float, fee: bool = True) -> None:
+        """Close quantity a of c at price: equity back to the trader, trading fee outside (§8)."""
+        self.withdrawals += a * c.equity_per_unit(price)
+        if fee:
+            self.fees += self.p.trading_fee * a * price
+        self.traded += a * price
+        c.q -= a
+
+    # ---- steps 1-4
+    def funding(self, t: int) -> None:
+        rate = float(self.inp.funding[t])
+        if rate == 0.0:
+            return
+        mark_open = self.bar(t, B_MOPEN)
+        for c in self.alive():
+            c.w = c.w - c.side * rate * mark_open
+            self.funding_net += c.side * rate * mark_open * c.q
+
+    def liquidate(self, t: int) -> None:
+        """Trigger stages (§5.1), impact and fills (§5.3), surplus and bad debt (§5.4)."""
+        mark_open, mark_low, mark_high = self.bar(t, B_MOPEN), self.bar(t, B_MLOW), self.bar(t, B_MHIGH)
+        pieces: list[Piece] = []
+        for c in self.alive():
+            while c.q > 0.0:
+                lp = c.liq_price(self.table)
+                if c.side == LONG:
+                    if not mark_low <= lp:
+                        break
+                    trigger = min(lp, mark_open)
+                else:
+                    if not mark_high >= lp:
+                        break
+                    trigger = max(lp, mark_open)
+                c.liquidated_bar = t
+                if c.tier == 0:
+                    pieces.append(Piece(c, c.q, trigger, c.qa))
+                    c.q = 0.0
+                    break
+                qa_new = min(c.qa, self.table[c.tier][FLOOR] / trigger)
+                piece = c.q * (1.0 - qa_new / c.qa)
+                pieces.append(Piece(c, piece, trigger, c.qa))
+                c.q = c.q * (qa_new / c.qa)
+                c.qa = qa_new
+                c.tier -= 1
+        rec = self.records[t]
+        for pc in pieces:
+            rec.x[_si(pc.cohort.side)] += pc.q
+        sigma = math.log(float(self.inp.bars[t, B_HIGH]) / float(self.inp.bars[t, B_LOW])) / SQRT_4LN2
+        volume = float(self.inp.bars[t, B_VOL])
+        impact = [self.impact(sigma, volume, rec.x[0]), self.impact(sigma, volume, rec.x[1])]
+        for pc in pieces:
+            if pc.q <= 0.0:
+                continue
+            c, i = pc.cohort, _si(pc.cohort.side)
+            pc.fill = pc.trigger * (1.0 - impact[0]) if c.side == LONG else pc.trigger * (1.0 + impact[1])
+            leftover = pc.q * c.equity_per_unit(pc.fill)
+            rec.liq_usd[i] += pc.q * pc.fill
+            rec.events[i] += 1.0
+            rec.accounts[i] += pc.q / pc.qa_before
+            self.traded += pc.q * pc.fill
+            if leftover >= 0.0:
+                if self.p.surplus_mode == "margin":
+                    rec.surplus[i] += leftover
+                else:
+                    to_fund = min(leftover, self.p.clearance_fee * pc.q * pc.fill)
+                    rec.surplus[i] += to_fund
+                    self.withdrawals += leftover - to_fund
+            else:
+                bp = c.bankruptcy_price()
+                rec.bad[i] += -leftover
+                rec.qb[i] += pc.q
+                rec.qb_bp[i] += pc.q * bp
+                rec.qb_pf[i] += pc.q * pc.fill
+        self.pieces = pieces
+
+    def impact(self, sigma: float, volume: float, x: float) -> float:
+        if x <= 0.0:
+            return 0.0
+        if volume <= 0.0:
+            return self.p.impact_cap
+        return min(self.p.impact_cap, self.p.impact_y * sigma * math.sqrt(x / volume))
+
+    # ---- steps 6-10
+    def not_liquidated(self, side: int, t: int) -> list[Cohort]:
+        return [c for c in self.alive(side) if c.liquidated_bar != t]
+
+    def adl(self, t: int, s_liq: int, loss: float) -> tuple[float, float]:
+        """§7.1: the winners of side -S close at the pieces' bankruptcy price. Returns (filled, VWAP_b)."""
+        rec, i = self.records[t], _si(s_liq)
+        phi = loss / rec.bad[i]
+        q_adl = phi * rec.qb[i]
+        p_adl = rec.qb_bp[i] / rec.qb[i]
+        vwap_b = rec.qb_pf[i] / rec.qb[i]
+        ranked = []
+        for c in self.not_liquidated(-s_liq, t):
+            u = c.side * (p_adl - c.ep)
+            if u > 0.0:
+                pnl_pct = u / max(c.w, 1e-9 * c.ep)
+                eff_lev = p_adl / (c.w + u)
+                ranked.append((-(pnl_pct * eff_lev), c.index, c))
+        ranked.sort(key=lambda r: (r[0], r[1]))
+        filled = 0.0
+        for _, _, c in ranked:
+            if filled >= q_adl:
+                break
+            a = min(c.q, q_adl - filled)
+            self.close(c, a, p_adl, fee=False)  # ADL: no trading fee (MECHANICS §1.6)
+            filled += a
+        haircut = filled * abs(p_adl - vwap_b)
+        rec.adl_q[i] = filled
+        rec.adl_usd[i] = filled * p_adl
+        rec.haircut[i] = haircut
+        rec.unrec[i] = loss - haircut
+        self.unrec += loss - haircut
+        return filled, vwap_b
+
+    def socialize(self, t: int, s_liq: int, loss: float) -> None:
+        """§7.2: charge the loss to side -S's profits at mark_close, pro rata."""
+        rec, i = self.records[t], _si(s_liq)
+        mark_close = self.bar(t, B_MCLOSE)
+        winners = []
+        for c in self.not_liquidated(-s_liq, t):
+            profit = c.q * c.side * (mark_close - c.ep)
+            if profit > 0.0:
+                winners.append((c, profit))
+        total = 0.0
+        for _, profit in winners:
+            total += profit
+        charged = min(loss, total)
+        for c, profit in winners:
+            charge = charged * profit / total
+            c.w = c.w - charge / c.q
+        rec.haircut[i] = charged
+        rec.unrec[i] = loss - charged
+        self.unrec += loss - charged
+
+    def waterfall_and_absorb(self, t: int) -> None:
+        """§7: per liquidated side (longs first), the uncovered loss, then absorption of the rest."""
+        rec = self.records[t]
+        excess = [0.0, 0.0]
+        for s_liq in (LONG, SHORT):
+            i = _si(s_liq)
+            if rec.x[i] <= 0.0:
+                continue
+            loss = rec.uncovered[i]
+            filled, vwap_b = 0.0, 0.0
+            if loss > 0.0:
+                if self.p.waterfall == "adl":
+                    filled, vwap_b = self.adl(t, s_liq, loss)
+                else:
+                    self.socialize(t, s_liq, loss)
+            need = rec.x[i] - filled
+            if need <= 0.0:
+                continue
+            p_abs = (rec.liq_usd[i] - filled * vwap_b) / need
+            rec.p_abs[i] = p_abs
+            takers = self.not_liquidated(-s_liq, t)
+            avail = 0.0
+            for c in takers:
+                avail += c.q
+            share = min(1.0, need / avail) if avail > 0.0 else 0.0
+            if share > 0.0:
+                for c in takers:
+                    self.close(c, c.q if share >= 1.0 else c.q * share, p_abs)
+            if need > avail:
+                excess[i] = need - avail
+        if excess[0] > 0.0 and excess[1] > 0.0:
+            e = min(excess[0], excess[1])
+            self.lp_pnl += e * (rec.p_abs[1] - rec.p_abs[0])
+        rec.flow = (rec.x[1] - rec.adl_q[1]) - (rec.x[0] - rec.adl_q[0])
+
+    def book_flows(self, t: int) -> None:
+        """§6: voluntary closes, opens, then prune (§4.10), all at mark_close."""
+        p, rec = self.p, self.records[t]
+        mark_close = self.bar(t, B_MCLOSE)
+        vusd = float(self.inp.bars[t, B_VUSD])
+        oi = self.side_q(LONG) * mark_close
+        c_share = min(p.close_cap, p.close_volume_share * vusd / oi) if oi > 0.0 else 0.0
+        if c_share > 0.0:
+            for c in self.alive():
+                self.close(c, c_share * c.q, mark_close)
+        target = float(self.inp.target[t])
+        if math.isnan(target):
+            n_open = p.open_volume_share * vusd
+        else:
+            n_open = max(0.0, target - self.side_q(LONG) * mark_close)
+        if n_open > 0.0:
+            self.open(t, n_open, mark_close)
+        self.prune(mark_close)
+        rec.q_long, rec.q_short = self.side_q(LONG), self.side_q(SHORT)
+        rec.oi = rec.q_long * mark_close
+
+    def open(self, t: int, n_open: float, price: float) -> None:
+        p = self.p
+        x = ((float(self.inp.f_last[t]) - p.funding_neutral) / p.funding_ref
+             + (float(self.inp.tb[t]) - 0.5) / p.taker_ref)
+        x = min(1.0, max(-1.0, x))
+        for side in (LONG, SHORT):
+            xs = x if side == LONG else -x
+            a_plus = p.lev_tilt * max(xs, 0.0)
+            a_minus = p.lev_tilt * max(-xs, 0.0)
+            for b, bucket in enumerate(LEVERAGE_BUCKETS):
+                weight = (p.lev_neutral[b] + a_plus * (p.lev_crowded[b] - p.lev_neutral[b])
+                          + a_minus * (p.lev_hedger[b] - p.lev_neutral[b]))
+                for z, size in enumerate(p.size_usd):
+                    notional = n_open * weight * p.size_share[z]
+                    if notional <= 0.0:
+                        continue
+                    k = tier_of(self.table, size)
+                    lev = min(bucket, self.table[k][MAXLEV])
+                    c = Cohort(index=len(self.cohorts), side=side, q=notional / price, qa=size / price,
+                               ep=price, w=price / lev, tier=k, lev=lev)
+                    self.cohorts.append(c)
+                    self.deposits += c.q * c.w
+                    self.fees += p.trading_fee * notional
+                    self.traded += notional
+
+    def prune(self, price: float) -> None:
+        frac = self.p.prune_frac
+        threshold = {LONG: frac * self.side_q(LONG), SHORT: frac * self.side_q(SHORT)}
+        pruned = 0
+        for c in self.alive():
+            if c.q < threshold[c.side]:
+                self.close(c, c.q, price)
+                c.q = 0.0
+                pruned += 1
+        if pruned:
+            self.pruned += pruned
+            q_long, q_short = self.side_q(LONG), self.side_q(SHORT)
+            big = LONG if q_long > q_short else SHORT
+            total = max(q_long, q_short)
+            diff = abs(q_long - q_short)
+            if diff > 0.0 and total > 0.0:
+                for c in self.alive(big):
+                    self.close(c, diff / total * c.q, price)
+
+    def open_equity(self) -> float:
+        mark = self.bar(self.inp.n - 1, B_MCLOSE)
+        e = 0.0
+        for c in self.alive():
+            e += c.q * c.equity_per_unit(mark)
+        return e
+
+
+# ---------------------------------------------------------------------------------------------
+# the clock (MODEL §4, §9)
+
+
+@dataclass
+class ReferenceRun:
+    """What a reference replay leaves behind: books, per-tick fund series, and the summary."""
+
+    params: Params
+    books: dict[str, SymbolBook]
+    clock: list[int]
+    bar_at: dict[str, list[int]]  # symbol -> bar index opening at each tick, or -1
+    window_tick: list[bool]
+    fund_value: list[float]
+    fund_received: list[float]
+    fund_paid: list[float]
+    sink_received: float
+    sink_paid: float
+    capital: float
+
+
+def _endogenous_multiplier(book: SymbolBook, t: int, baseline: list[float], p: Params) -> float:
+    """exp(A_t), A_t = sum over u < t of c_u exp(-(ts_t - ts_u)/decay), written as the plain sum (§9)."""
+    inp = book.inp
+    a_t = 0.0
+    for u in range(t):
+        d = book.records[u].flow - (float(baseline[u]) if baseline is not None else 0.0)
+        if d == 0.0:
+            continue
+        sigma = math.log(float(inp.bars[u, B_HIGH]) / float(inp.bars[u, B_LOW])) / SQRT_4LN2
+        vol = float(inp.bars[u, B_VOL])
+        size = p.impact_cap if vol <= 0.0 else min(p.impact_cap, p.impact_y * sigma * math.sqrt(abs(d) / vol))
+        a_t += math.copysign(size, d) * math.exp(-(float(inp.ts[t]) - float(inp.ts[u])) / p.endo_decay_s)
+    return math.exp(a_t)
+
+
+def replay_reference(inputs: list[SymbolInputs], fund: Fund, params: Params | None = None, *,
+                     baseline_flow: dict[str, Any] | None = None) -> ReferenceRun:
+    """Replay the symbols on one clock with one shared fund, the slow way."""
+    p = params or Params()
+    books = {inp.symbol: SymbolBook(inp, p) for inp in inputs}
+    if len(books) != len(inputs):
+        raise ValueError("each symbol may appear once")
+    clock = sorted({int(ts) for inp in inputs for ts in inp.ts})
+    bar_at = {}
+    for sym, book in books.items():
+        where = {int(ts): t for t, ts in enumerate(book.inp.ts)}
+        bar_at[sym] = [where.get(tick, -1) for tick in clock]
+    n = len(clock)
+    window_tick = [any(bar_at[s][k] >= 0 and bool(books[s].inp.in_window[bar_at[s][k]]) for s in books)
+                   for k in range(n)]
+    fund_value, fund_received, fund_paid = [0.0] * n, [0.0] * n, [0.0] * n
+    sink_received = sink_paid = 0.0
+    for k in range(n):
+        active = [(sym, books[sym], bar_at[sym][k]) for sym in books if bar_at[sym][k] >= 0]
+        for sym, book, t in active:  # steps 1-4
+            if baseline_flow is not None:
+                book.mult[t] = _endogenous_multiplier(book, t, baseline_flow.get(sym), p)
+            book.funding(t)
+            book.liquidate(t)
+        surplus = 0.0  # step 5
+        for _sym, book, t in active:
+            rec = book.records[t]
+            if book.inp.in_window[t]:
+                surplus += rec.surplus[0] + rec.surplus[1]
+            else:
+                sink_received += rec.surplus[0] + rec.surplus[1]
+        if surplus > 0.0:
+            fund.receive(k, surplus)
+            fund_received[k] = surplus
+        for _sym, book, t in active:
+            rec = book.records[t]
+            for i in (0, 1):
+                if rec.bad[i] <= 0.0:
+                    continue
+                if book.inp.in_window[t]:
+                    paid = float(fund.pay(k, rec.bad[i]))
+                    if not 0.0 <= paid <= rec.bad[i]:
+                        raise ValueError(f"fund {fund.name}: pay returned {paid} for {rec.bad[i]}")
+                    fund_paid[k] += paid
+                else:
+                    paid = rec.bad[i]
+                    sink_paid += paid
+                rec.paid[i] = paid
+                rec.uncovered[i] = rec.bad[i] - paid
+        for _sym, book, t in active:  # steps 6-10
+            book.waterfall_and_absorb(t)
+            book.book_flows(t)
+        market = Market(tick=k, ts=float(clock[k]), in_window=window_tick[k],
+                        mark={sym: book.bar(t, B_MCLOSE) for sym, book, t in active},
+                        oi_usd={sym: book.records[t].oi for sym, book, t in active},
+                        liq_usd={sym: book.records[t].liq_usd[0] + book.records[t].liq_usd[1]
+                                 for sym, book, t in active},
+                        funding_rate={sym: float(book.inp.funding[t]) for sym, book, t in active})
+        fund.on_bar(k, market)  # step 11
+        fund_value[k] = float(fund.value(k))
+    return ReferenceRun(p, books, clock, bar_at, window_tick, fund_value, fund_received, fund_paid,
+                        sink_received, sink_paid, fund.capital_usd)
+
+
+# ---------------------------------------------------------------------------------------------
+# metrics (MODEL §8, §11)
+
+
+def conservation(run: ReferenceRun) -> dict[str, float]:
+    d = wd = fees = unrec = lp = fnet = traded = e = 0.0
+    for book in run.books.values():
+        d += book.deposits
+        wd += book.withdrawals
+        fees += book.fees
+        unrec += book.unrec
+        lp += book.lp_pnl
+        fnet += book.funding_net
+        traded += book.traded
+        e += book.open_equity()
+    s_in = sum(run.fund_received) + run.sink_received
+    p_out = sum(run.fund_paid) + run.sink_paid
+    trader_pnl = wd + e - d - fees
+    residual = trader_pnl + fees + (s_in - p_out) + lp - unrec
+    return {"deposits": d, "withdrawals": wd, "open_equity": e, "fees": fees, "fund_in": s_in,
+            "fund_out": p_out, "unrecovered": unrec, "lp_pnl": lp, "funding_net": fnet, "traded": traded,
+            "trader_pnl": trader_pnl, "residual": residual}
+
+
+def _both(values: list[float]) -> float:
+    return values[0] + values[1]
+
+
+def summarize_reference(run: ReferenceRun, event: str = "", design: str = "") -> Result:
+    """The same record / per-symbol / series keys as ``backtest.engine.results.summarize``."""
+    cons = conservation(run)
+    n = len(run.clock)
+    win_ticks = [k for k in range(n) if run.window_tick[k]]
+    per_symbol: dict[str, dict[str, float]] = {}
+    series: dict[str, Any] = {"clock": list(run.clock), "fund_value": list(run.fund_value),
+                              "in_window": list(run.window_tick)}
+    rate = [0.0] * n
+    oi_tick = [0.0] * n
+    for sym, book in run.books.items():
+        inp, recs = book.inp, book.records
+        win = [t for t in range(inp.n) if inp.in_window[t]]
+        warm = [t for t in range(inp.n) if not inp.in_window[t]]
+        last = -1
+        for k in range(n):
+            if run.bar_at[sym][k] >= 0:
+                last = run.bar_at[sym][k]
+            if last >= 0:
+                oi_tick[k] += recs[last].oi
+                if inp.in_window[last]:
+                    rate[k] += _both(recs[last].liq_usd) / (float(inp.dt[last]) / 60.0)
+
+        def wsum(get, win=win, recs=recs) -> float:
+            total = 0.0
+            for t in win:
+                total += get(recs[t])
+            return total
+
+        fig = {
+            "bars": float(inp.n),
+            "cohorts": float(len(book.cohorts)),
+            "liq_count": wsum(lambda r: _both(r.events)),
+            "liq_accounts": wsum(lambda r: _both(r.accounts)),
+            "liq_long_usd": wsum(lambda r: r.liq_usd[0]),
+            "liq_short_usd": wsum(lambda r: r.liq_usd[1]),
+            "bad_debt_usd": wsum(lambda r: _both(r.bad)),
+            "surplus_usd": wsum(lambda r: _both(r.surplus)),
+            "fund_paid_usd": wsum(lambda r: _both(r.paid)),
+            "adl_notional_usd": wsum(lambda r: _both(r.adl_usd)),
+            "adl_haircut_usd": wsum(lambda r: _both(r.haircut)),
+            "unrecovered_usd": wsum(lambda r: _both(r.unrec)),
+            "oi_start_usd": recs[warm[-1] if warm else 0].oi,
+            "oi_min_usd": min(recs[t].oi for t in win) if win else float("nan"),
+            "peak_liq_usd_per_min": max((_both(recs[t].liq_usd) / (float(inp.dt[t]) / 60.0) for t in win),
+                                        default=0.0),
+            "pruned_cohorts": float(book.pruned),
+        }
+        per_symbol[sym] = fig
+        series[f"{sym}.ts"] = [int(x) for x in inp.ts]
+        series[f"{sym}.liq_long_usd"] = [r.liq_usd[0] for r in recs]
+        series[f"{sym}.liq_short_usd"] = [r.liq_usd[1] for r in recs]
+        series[f"{sym}.bad_debt_usd"] = [_both(r.bad) for r in recs]
+        series[f"{sym}.adl_notional_usd"] = [_both(r.adl_usd) for r in recs]
+        series[f"{sym}.market_flow"] = [r.flow for r in recs]
+        series[f"{sym}.oi_usd"] = [r.oi for r in recs]
+        series[f"{sym}.price_mult"] = list(book.mult)
+
+    def total(key: str) -> float:
+        out = 0.0
+        for fig in per_symbol.values():
+            out += fig[key]
+        return out
+
+    first_win = win_ticks[0] if win_ticks else 0
+    fund_win = [run.fund_value[k] for k in win_ticks] if win_ticks else list(run.fund_value)
+    record: dict[str, Any] = {
+        "event": event, "design": design,
+        "bars": sum(b.inp.n for b in run.books.values()),
+        "cohorts": sum(len(b.cohorts) for b in run.books.values()),
+        **{key: total(key) for key in ("liq_count", "liq_accounts", "liq_long_usd", "liq_short_usd")},
+        "peak_liq_usd_per_min": max((rate[k] for k in win_ticks), default=0.0),
+        **{key: total(key) for key in ("bad_debt_usd", "surplus_usd", "fund_paid_usd")},
+        "fund_start_usd": run.capital if first_win == 0 else run.fund_value[first_win - 1],
+        "fund_end_usd": run.fund_value[-1] if n else 0.0,
+        "fund_min_usd": min(fund_win) if fund_win else 0.0,
+        **{key: total(key) for key in ("adl_notional_usd", "adl_haircut_usd", "unrecovered_usd",
+                                       "oi_start_usd")},
+        "oi_min_usd": min((oi_tick[k] for k in win_ticks), default=float("nan")),
+        "conservation_residual_usd": cons["residual"], "traded_usd": cons["traded"],
+        "funding_net_usd": cons["funding_net"], "trader_pnl_usd": cons["trader_pnl"],
+        "warmup_fund_change_usd": run.sink_received - run.sink_paid,
+    }
+    series["liq_usd_per_min"] = rate
+    series["oi_usd"] = oi_tick
+    series["fund_received"] = list(run.fund_received)
+    series["fund_paid"] = list(run.fund_paid)
+    assumptions = dict(run.params.assumptions())
+    assumptions.update({f"reference.{k}": v for k, v in INTERPRETATIONS.items()})
+    record["assumptions"] = assumptions
+    return Result(record=record, per_symbol=per_symbol, series=series, assumptions=assumptions)
+
+
+def run_reference(inputs: list[SymbolInputs], fund: Fund, params: Params | None = None, *,
+                  baseline_flow: dict[str, Any] | None = None, event: str = "", design: str = "") -> Result:
+    """Replay + summary in one call (the reference counterpart of replay + summarize)."""
+    run = replay_reference(inputs, fund, params, baseline_flow=baseline_flow)
+    return summarize_reference(run, event, design)
+
+
+# ---------------------------------------------------------------------------------------------
+# test helpers shared by the engine tests and the benchmark
+
+
+class CappedFund(Fund):
+    """A simple fund for tests: starts with ``capital_usd``, pays at most ``pay_cap`` per tick, and
+    pays out (to the venue) whatever exceeds ``max_balance`` after each tick."""
+
+    name = "capped"
+
+    def __init__(self, capital_usd: float = 0.0, pay_cap: float = math.inf,
+                 max_balance: float = math.inf) -> None:
+        super().__init__(capital_usd)
+        self.balance = float(capital_usd)
+        self.pay_cap = pay_cap
+        self.max_balance = max_balance
+        self._tick = -1
+        self._paid_this_tick = 0.0
+
+    def receive(self, tick: int, usd: float) -> None:
+        self.balance += usd
+
+    def pay(self, tick: int, usd: float) -> float:
+        if tick != self._tick:
+            self._tick, self._paid_this_tick = tick, 0.0
+        paid = max(0.0, min(usd, self.balance, self.pay_cap - self._paid_this_tick))
+        self.balance -= paid
+        self._paid_this_tick += paid
+        return paid
+
+    def on_bar(self, tick: int, market: Market) -> None:
+        self.balance = min(self.balance, self.max_balance)
+
+    def value(self, tick: int) -> float:
+        return self.balance
+
+
+def _numbers(x: Any) -> list[float] | None:
+    try:
+        return [float(v) for v in x]
+    except TypeError:
+        return None
+
+
+def compare_results(fast: Result, ref: Result, *, rel: float = 1e-9, floor: float | None = None) -> list[str]:
+    """Every metric, per-symbol figure and per-bar series of two results, within ``rel`` relative or
+    the absolute ``floor`` (default 1e-6 x traded notional). Returns the mismatches as text."""
+    if floor is None:
+        floor = 1e-6 * max(abs(float(ref.record["traded_usd"])), 1.0)
+    bad: list[str] = []
+
+    def check(name: str, a: Any, b: Any) -> None:
+        if isinstance(a, str) or isinstance(b, str):
+            if a != b:
+                bad.append(f"{name}: fast {a!r} != reference {b!r}")
+            return
+        a, b = float(a), float(b)
+        if math.isnan(a) and math.isnan(b):
+            return
+        if not abs(a - b) <= max(rel * max(abs(a), abs(b)), floor):
+            bad.append(f"{name}: fast {a!r} != reference {b!r}")
+
+    for key, value in ref.record.items():
+        if key == "assumptions":
+            continue
+        if key not in fast.record:
+            bad.append(f"record key {key} missing in the fast result")
+            continue
+        check(key, fast.record[key], value)
+    if set(fast.per_symbol) != set(ref.per_symbol):
+        bad.append(f"symbols differ: {sorted(fast.per_symbol)} vs {sorted(ref.per_symbol)}")
+    for sym, fig in ref.per_symbol.items():
+        for key, value in fig.items():
+            check(f"{sym}.{key}", fast.per_symbol.get(sym, {}).get(key, float("inf")), value)
+    for key, values in ref.series.items():
+        if key not in fast.series:
+            bad.append(f"series {key} missing in the fast result")
+            continue
+        a, b = _numbers(fast.series[key]), _numbers(values)
+        if a is None or b is None or len(a) != len(b):
+            bad.append(f"series {key}: shapes differ")
+            continue
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            before = len(bad)
+            check(f"series {key}[{i}]", x, y)
+            if len(bad) > before:
+                break  # first differing bar per series is enough
+    return bad
