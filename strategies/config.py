@@ -131,6 +131,25 @@ def build_params(params_cls: type, values: Mapping[str, Any], *, where: str = "-
     return obj
 
 
+def fmt_default(value: Any) -> str:
+    """A default as the docs show it: text quoted, numbers with thousands separators."""
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, bool):
+        return str(value).lower()
+    return f"{value:,.12g}"
+
+
+def markdown_table(params_cls: type) -> str:
+    """The parameter table of a design for docs/DESIGNS.md (a test keeps the doc equal to this)."""
+    rows = ["| parameter | default | allowed | meaning | source of the default |", "|---|---|---|---|---|"]
+    for f in dataclasses.fields(params_cls):
+        m = f.metadata
+        cells = (f"`{f.name}`", fmt_default(f.default), allowed_text(m), m["doc"], m["source"])
+        rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
 def parse_set(text: str) -> tuple[str, str, Any]:
     """``label.key=value`` -> (label, key, value); the value is TOML if it parses, else bare text."""
     m = re.fullmatch(r"\s*([A-Za-z0-9_-]+)\.([A-Za-z0-9_]+)\s*=(.*)", text, re.S)

@@ -172,6 +172,11 @@ class DynamicFund(LedgerFund):
     def _value(self) -> float:
         return self.cash
 
+    def value(self, tick: int) -> float:
+        if not self.active and self.params.capital_usd == "target":
+            return self.vol_target()  # what the fund will hold when the window opens
+        return super().value(tick)
+
     def _receive(self, usd: float) -> None:
         self.cash += usd
 
