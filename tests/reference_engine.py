@@ -131,6 +131,7 @@ class BarRecord:
     haircut: list[float] = field(default_factory=lambda: [0.0, 0.0])
     unrec: list[float] = field(default_factory=lambda: [0.0, 0.0])
     p_abs: list[float] = field(default_factory=lambda: [0.0, 0.0])
+    excess: list[float] = field(default_factory=lambda: [0.0, 0.0])  # §7.3 need beyond the absorbers
     flow: float = 0.0
     oi: float = 0.0
     q_long: float = 0.0  # side totals after the bar (state dump for the Q-balance check)
@@ -342,6 +343,7 @@ class SymbolBook:
                     self.close(c, c.q if share >= 1.0 else c.q * share, p_abs)
             if need > avail:
                 excess[i] = need - avail
+        rec.excess = excess
         if excess[0] > 0.0 and excess[1] > 0.0:
             e = min(excess[0], excess[1])
             self.lp_pnl += e * (rec.p_abs[1] - rec.p_abs[0])
@@ -736,3 +738,19 @@ def compare_results(fast: Result, ref: Result, *, rel: float = 1e-9, floor: floa
             if len(bad) > before:
                 break  # first differing bar per series is enough
     return bad
+
+
+def unequal_excess_bars(run: ReferenceRun, rel: float = 1e-9) -> list[tuple[str, int]]:
+    """Bars where §7.3's premise fails: the long and short excess (need beyond the absorbers) differ.
+
+    MODEL §7.3 excludes cohorts triggered this bar from absorbing; their surviving remainders then
+    make the two excesses unequal, and long Q = short Q (hence conservation) breaks. Tests use this
+    to tell that known spec gap apart from any other failure.
+    """
+    out = []
+    for sym, book in run.books.items():
+        for t, rec in enumerate(book.records):
+            scale = max(rec.x[0], rec.x[1])
+            if abs(rec.excess[0] - rec.excess[1]) > rel * scale:
+                out.append((sym, t))
+    return out
