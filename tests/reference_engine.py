@@ -38,20 +38,20 @@ LONG, SHORT = +1, -1
 SQRT_4LN2 = math.sqrt(4.0 * math.log(2.0))
 
 INTERPRETATIONS = {
-    "liquidated_this_bar": "a cohort counts as liquidated in a bar (excluded from ADL, socialized loss and "
-                           "absorption) when a liquidation stage fired for it in that bar (§5.1), even a "
-                           "stage whose piece is 0",
+    # choices MODEL.md now states explicitly (kept here so a spec change shows up as a test change)
+    "triggered_this_bar": "a cohort for which a liquidation stage fired in the bar (even one closing 0) is "
+                          "excluded from ADL, socialized loss and absorption in that bar (§7)",
+    "prune": "prune threshold = prune_frac x side total Q after the bar's closes and opens, computed once; "
+             "after any prune the bigger side closes |Q_long - Q_short| pro rata at mark_close (§4.10)",
+    # choices MODEL.md leaves open
     "adl_flow": "market flow (§9) subtracts the quantity ADL actually closed (filled), not the target q_adl",
-    "lp_excess": "§7.3 assumes equal excess on both sides; when they differ the outside LP crosses "
-                 "min(e_long, e_short)",
-    "prune_rebalance": "pruning one side breaks long Q = short Q (§6); after a bar with pruned cohorts the "
-                       "bigger side closes the difference pro rata at mark_close (with trading fee)",
-    "prune_threshold": "prune threshold = prune_frac x side total Q after the closes and opens of the bar, "
-                       "computed once before any cohort of the bar is pruned",
+    "lp_excess": "§7.3 assumes equal excess on both sides; when they differ (a spec gap: triggered "
+                 "remainders do not absorb) the outside LP crosses min(e_long, e_short)",
     "pay_only_bad_debt": "fund.pay is called only for a (symbol, side) with bad debt > 0",
     "window_tick": "a window tick is a clock tick where some symbol's in-window bar opens",
     "active_bar": "the bar active at a tick is the latest bar opened at or before it (forward fill)",
     "oi_start": "a symbol without warm-up bars contributes its OI after bar 0 to oi_start_usd",
+    "warmup_on_bar": "fund.on_bar and fund.value are called on warm-up ticks too (§4 step 11 is per tick)",
 }
 
 
@@ -749,8 +749,8 @@ def unequal_excess_bars(run: ReferenceRun, rel: float = 1e-9) -> list[tuple[str,
     """
     out = []
     for sym, book in run.books.items():
+        scale = max([max(r.q_long, r.x[0], r.x[1]) for r in book.records], default=0.0)
         for t, rec in enumerate(book.records):
-            scale = max(rec.x[0], rec.x[1])
             if abs(rec.excess[0] - rec.excess[1]) > rel * scale:
                 out.append((sym, t))
     return out
