@@ -7,6 +7,8 @@ Python object) is called once per tick: receive surplus, pay bad debt, act, valu
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -68,6 +70,13 @@ class SymbolState:
             uncovered=np.zeros((t, 2)),
         )
 
+    def copy(self) -> SymbolState:
+        """Own copies of every mutable array; the inputs are shared (never written)."""
+        return SymbolState(
+            inp=self.inp,
+            **{f.name: getattr(self, f.name).copy() for f in dataclasses.fields(self) if f.name != "inp"},
+        )
+
 
 @dataclass
 class RunState:
@@ -107,47 +116,171 @@ def replay(
     params: Params | None = None,
     *,
     baseline_flow: dict[str, np.ndarray] | None = None,
+    snapshot: WarmupSnapshot | None = None,
 ) -> RunState:
     """Replay the symbols on one clock with one shared fund.
 
     ``baseline_flow`` (symbol -> per-bar market flow of the baseline run) switches the price path to
-    ``endogenous`` (MODEL §9); without it the recorded path is used.
+    ``endogenous`` (MODEL §9); without it the recorded path is used. ``snapshot`` (from
+    :func:`warmup_snapshot` on the same inputs, params and baseline) skips re-running the warm-up: the
+    design is only shown the recorded warm-up ticks, which is all a full run would show it.
     """
     p = params or Params()
-    pf = _pf(p)
-    if len({i.symbol for i in inputs}) != len(inputs):
-        raise ValueError("each symbol may appear once")
-    states = {i.symbol: SymbolState.create(i, p) for i in inputs}
-    clock = np.unique(np.concatenate([i.ts for i in inputs]))
-    n = clock.shape[0]
-    bar_at: dict[str, np.ndarray] = {}
-    in_win_tick = np.zeros(n, bool)
-    for sym, st in states.items():
-        idx = np.searchsorted(clock, st.inp.ts)
-        m = np.full(n, -1, np.int64)
-        m[idx] = np.arange(st.inp.n)
-        bar_at[sym] = m
-        in_win_tick[idx] |= st.inp.in_window
-    endo = baseline_flow is not None
-    decay_a = {sym: 0.0 for sym in states}
-    fund_value = np.zeros(n)
-    f_recv = np.zeros(n)
-    f_paid = np.zeros(n)
-    sink_recv = 0.0
-    sink_paid = 0.0
+    if snapshot is None:
+        run, k0 = _Run(inputs, p, baseline_flow), 0
+    else:
+        snapshot.check(inputs, p, baseline_flow)
+        run, k0 = snapshot.restore(), snapshot.k0
     acts = type(fund).on_bar is not Fund.on_bar
-    # per tick: the (symbol, state, bar) triples that have a bar starting there
-    ticks: list[list[tuple[str, SymbolState, int]]] = [[] for _ in range(n)]
-    for sym, st in states.items():
-        for k, t in zip(np.searchsorted(clock, st.inp.ts).tolist(), range(st.inp.n), strict=True):
-            ticks[k].append((sym, st, t))
-    for k in range(n):
-        active = ticks[k]
+    if snapshot is not None:
+        for k, m in enumerate(snapshot.markets):
+            if acts:
+                fund.on_bar(k, _copy_market(m))
+            run.fund_value[k] = fund.value(k)
+    for k in range(k0, run.n):
+        run.step(k, fund, acts)
+    return run.finish(fund)
+
+
+@dataclass
+class WarmupSnapshot:
+    """Engine state after the warm-up ticks, shared by every design replayed on the same window.
+
+    The warm-up is design-independent (MODEL §4 step 5): before the first tick holding an in-window
+    bar no surplus or bad debt reaches the fund, so the books evolve identically whatever the design;
+    a design only sees the per-tick ``Market`` views, kept here in order.
+    """
+
+    inputs: tuple[SymbolInputs, ...]
+    params: Params
+    baseline_flow: dict[str, np.ndarray] | None
+    k0: int  # first tick holding an in-window bar (= number of warm-up ticks)
+    markets: list[Market]
+    _run: _Run
+
+    def check(self, inputs: Sequence[SymbolInputs], params: Params, baseline_flow: object) -> None:
+        same = len(inputs) == len(self.inputs)
+        same = same and all(a is b for a, b in zip(inputs, self.inputs, strict=False))
+        if not same or params != self.params or baseline_flow is not self.baseline_flow:
+            raise ValueError("warm-up snapshot was taken on other inputs, params or baseline flow")
+
+    def restore(self) -> _Run:
+        """A private copy of the warm-up state (the snapshot itself is never mutated)."""
+        return self._run.copy()
+
+    def start_marks(self) -> dict[str, float]:
+        """Mark close of each symbol's last warm-up bar (the price when the window opens)."""
+        return {s: float(st.inp.bars[i, K.B_MCLOSE] * st.mult[i]) for s, st, i in self._last_warm()}
+
+    def oi_start(self) -> dict[str, float]:
+        """Open interest per side (USD) of each symbol at its last warm-up bar (results' oi_start_usd)."""
+        return {s: float(st.out[i, K.O_OI]) for s, st, i in self._last_warm()}
+
+    def _last_warm(self) -> list[tuple[str, SymbolState, int]]:
+        out = []
+        for sym, st in self._run.states.items():
+            warm = np.flatnonzero(~st.inp.in_window)
+            out.append((sym, st, int(warm[-1]) if warm.size else 0))
+        return out
+
+
+def warmup_snapshot(
+    inputs: Sequence[SymbolInputs],
+    params: Params | None = None,
+    *,
+    baseline_flow: dict[str, np.ndarray] | None = None,
+) -> WarmupSnapshot:
+    """Run the warm-up ticks once (no design involved) and keep the state for :func:`replay`."""
+    p = params or Params()
+    run = _Run(inputs, p, baseline_flow)
+    win = np.flatnonzero(run.in_win_tick)
+    k0 = int(win[0]) if win.size else run.n
+    rec = _WarmupRecorder()
+    for k in range(k0):
+        run.step(k, rec, True)
+    return WarmupSnapshot(tuple(inputs), p, baseline_flow, k0, rec.markets, run)
+
+
+class _WarmupRecorder(Fund):
+    """Stands in for the design during the shared warm-up: keeps the Market views, takes no money."""
+
+    name = "warm-up"
+
+    def __init__(self) -> None:
+        super().__init__(0.0)
+        self.markets: list[Market] = []
+
+    def receive(self, tick: int, usd: float) -> None:
+        raise AssertionError("no surplus reaches the fund in the warm-up")
+
+    def pay(self, tick: int, usd: float) -> float:
+        raise AssertionError("no bad debt reaches the fund in the warm-up")
+
+    def on_bar(self, tick: int, market: Market) -> None:
+        self.markets.append(market)
+
+    def value(self, tick: int) -> float:
+        return 0.0
+
+
+def _copy_market(m: Market) -> Market:
+    """Each design gets its own dicts, so one that mutates its view cannot affect the next."""
+    return dataclasses.replace(m, mark=dict(m.mark), oi_usd=dict(m.oi_usd), liq_usd=dict(m.liq_usd),
+                               funding_rate=dict(m.funding_rate))
+
+
+class _Run:
+    """The mutable state of one replay and the per-tick step (MODEL §4)."""
+
+    def __init__(
+        self, inputs: Sequence[SymbolInputs], p: Params, baseline_flow: dict[str, np.ndarray] | None
+    ) -> None:
+        self.p = p
+        self.pf = _pf(p)
+        if len({i.symbol for i in inputs}) != len(inputs):
+            raise ValueError("each symbol may appear once")
+        self.states = {i.symbol: SymbolState.create(i, p) for i in inputs}
+        self.clock = np.unique(np.concatenate([i.ts for i in inputs]))
+        n = self.n = self.clock.shape[0]
+        self.bar_at: dict[str, np.ndarray] = {}
+        self.in_win_tick = np.zeros(n, bool)
+        for sym, st in self.states.items():
+            idx = np.searchsorted(self.clock, st.inp.ts)
+            m = np.full(n, -1, np.int64)
+            m[idx] = np.arange(st.inp.n)
+            self.bar_at[sym] = m
+            self.in_win_tick[idx] |= st.inp.in_window
+        self.baseline_flow = baseline_flow
+        self.endo = baseline_flow is not None
+        self.decay_a = {sym: 0.0 for sym in self.states}
+        self.fund_value = np.zeros(n)
+        self.f_recv = np.zeros(n)
+        self.f_paid = np.zeros(n)
+        self.sink_recv = 0.0
+        self.sink_paid = 0.0
+        # per tick: the (symbol, bar) pairs that have a bar starting there
+        self.ticks: list[list[tuple[str, int]]] = [[] for _ in range(n)]
+        for sym, st in self.states.items():
+            for k, t in zip(np.searchsorted(self.clock, st.inp.ts).tolist(), range(st.inp.n), strict=True):
+                self.ticks[k].append((sym, t))
+
+    def copy(self) -> _Run:
+        new = copy.copy(self)
+        new.states = {s: st.copy() for s, st in self.states.items()}
+        new.decay_a = dict(self.decay_a)
+        new.fund_value = self.fund_value.copy()
+        new.f_recv = self.f_recv.copy()
+        new.f_paid = self.f_paid.copy()
+        return new
+
+    def step(self, k: int, fund: Fund, acts: bool) -> None:
+        p, pf, endo = self.p, self.pf, self.endo
+        active = [(sym, self.states[sym], t) for sym, t in self.ticks[k]]
         # 1-4: funding, liquidation, execution, surplus / bad debt
         for sym, st, t in active:
             inp = st.inp
             if endo and t > 0:
-                _endogenous_step(st, sym, t, baseline_flow, decay_a, p)
+                _endogenous_step(st, sym, t, self.baseline_flow, self.decay_a, p)
             mult = st.mult[t]
             if inp.funding[t] != 0.0:
                 K.apply_funding(
@@ -174,10 +307,10 @@ def replay(
             if st.inp.in_window[t]:
                 surplus += s
             else:
-                sink_recv += s
+                self.sink_recv += s
         if surplus > 0.0:
             fund.receive(k, surplus)
-            f_recv[k] = surplus
+            self.f_recv[k] = surplus
         for _sym, st, t in active:
             for side, o in ((0, K.O_LONG), (1, K.O_SHORT)):
                 bad = st.out[t, o + K.O_BAD]
@@ -189,10 +322,10 @@ def replay(
                         raise ValueError(
                             f"fund design {fund.name}: pay() returned {paid} for {bad} of bad debt"
                         )
-                    f_paid[k] += paid
+                    self.f_paid[k] += paid
                 else:
                     paid = bad
-                    sink_paid += bad
+                    self.sink_paid += bad
                 st.paid[t, side] = paid
                 st.uncovered[t, side] = bad - paid
         # 6-10: waterfall, absorption, closes, opens, prune
@@ -224,8 +357,8 @@ def replay(
         if acts:
             market = Market(
                 tick=k,
-                ts=float(clock[k]),
-                in_window=bool(in_win_tick[k]),
+                ts=float(self.clock[k]),
+                in_window=bool(self.in_win_tick[k]),
                 mark={sym: st.inp.bars[t, K.B_MCLOSE] * st.mult[t] for sym, st, t in active},
                 oi_usd={sym: st.out[t, K.O_OI] for sym, st, t in active},
                 liq_usd={
@@ -234,20 +367,22 @@ def replay(
                 },
             )
             fund.on_bar(k, market)
-        fund_value[k] = fund.value(k)
-    return RunState(
-        params=p,
-        fund=fund,
-        clock=clock,
-        clock_in_window=in_win_tick,
-        fund_value=fund_value,
-        fund_received=f_recv,
-        fund_paid=f_paid,
-        sink_received=sink_recv,
-        sink_paid=sink_paid,
-        symbols=states,
-        bar_at_tick=bar_at,
-    )
+        self.fund_value[k] = fund.value(k)
+
+    def finish(self, fund: Fund) -> RunState:
+        return RunState(
+            params=self.p,
+            fund=fund,
+            clock=self.clock,
+            clock_in_window=self.in_win_tick,
+            fund_value=self.fund_value,
+            fund_received=self.f_recv,
+            fund_paid=self.f_paid,
+            sink_received=self.sink_recv,
+            sink_paid=self.sink_paid,
+            symbols=self.states,
+            bar_at_tick=self.bar_at,
+        )
 
 
 def _endogenous_step(

@@ -1,0 +1,112 @@
+"""Fund metrics of one (event, design) run, from the engine's Result (DESIGN §7).
+
+The engine's record already has the fund's start/min/end value; this adds what a reader compares
+designs by: the worst fall from a peak, whether (and when) the fund could no longer pay a claim in
+full, its return over the window (hedge, funding and yield P&L are in its value), what holding the
+capital cost, and how large it was against the market it insured.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from backtest.engine.results import Result
+
+DEFAULT_RISK_FREE = 0.04
+RISK_FREE_SOURCE = (
+    "assumption: 4 %/yr, a round figure for USD T-bill yields (≈0 % in 2020–21, 4–5 % in 2023–25); "
+    "set --risk-free per event for a closer figure"
+)
+YEAR_S = 365.0 * 86400.0
+METRIC_KEYS = (
+    "fund_start_usd",
+    "fund_min_usd",
+    "fund_end_usd",
+    "max_drawdown_pct",
+    "depleted",
+    "depleted_at",
+    "fund_return_pct",
+    "capital_cost_usd",
+    "coverage_ratio",
+)
+DEPLETED_FRACTION = 1e-6  # a fund worth less than this share of its start is empty
+
+
+def fund_metrics(result: Result, *, window_s: float, risk_free: float = DEFAULT_RISK_FREE) -> dict[str, Any]:
+    """The METRIC_KEYS of one run.
+
+    ``window_s``: length of the event window (seconds) over which the capital is held.
+    ``depleted``: a claim was not paid in full (the rest went to ADL), or the fund's value reached
+    ~0; ``depleted_at``: the first such tick (ISO UTC bar open). A design without capital (``none``)
+    is depleted at its first claim. ``fund_return_pct`` is None when the fund starts empty.
+    ``capital_cost_usd`` = start × risk_free × window years + any premium the design reports paid.
+    """
+    if not (math.isfinite(window_s) and window_s >= 0):
+        raise ValueError(f"window_s must be a finite number >= 0, got {window_s}")
+    if not (math.isfinite(risk_free) and -1.0 < risk_free < 1.0):
+        raise ValueError(f"risk_free must be a yearly rate between -1 and 1, got {risk_free}")
+    rec, s = result.record, result.series
+    start, end = float(rec["fund_start_usd"]), float(rec["fund_end_usd"])
+    win = np.asarray(s["in_window"], bool)
+    value = np.asarray(s["fund_value"], float)[win]
+    clock = np.asarray(s["clock"])[win]
+    fmin = float(value.min()) if value.size else start
+    running_peak = np.maximum.accumulate(np.r_[start, value])[1:] if value.size else np.zeros(0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dd = np.where(running_peak > 0.0, 1.0 - value / running_peak, 0.0)
+    max_dd = float(max(dd.max(), 0.0)) * 100.0 if dd.size else 0.0
+    depleted_tick = _first_depleted(s, win, value, start)
+    oi = float(rec.get("oi_start_usd") or 0.0)
+    premium = float(rec.get("fund_premium_usd") or 0.0)
+    return {
+        "fund_start_usd": start,
+        "fund_min_usd": fmin,
+        "fund_end_usd": end,
+        "max_drawdown_pct": max_dd,
+        "depleted": depleted_tick is not None,
+        "depleted_at": _iso(int(clock[depleted_tick])) if depleted_tick is not None else None,
+        "fund_return_pct": (end - start) / start * 100.0 if start > 0.0 else None,
+        "capital_cost_usd": start * risk_free * window_s / YEAR_S + premium,
+        "coverage_ratio": start / oi if oi > 0.0 else None,
+    }
+
+
+def add_fund_metrics(
+    results: list[Result], *, window_s: float, risk_free: float = DEFAULT_RISK_FREE
+) -> list[Result]:
+    """Write the metrics into each result's record (and the rate into its assumptions); returns them."""
+    for r in results:
+        r.record.update(fund_metrics(r, window_s=window_s, risk_free=risk_free))
+        r.assumptions["risk_free"] = f"{risk_free:g}/yr ({RISK_FREE_SOURCE})"
+        r.assumptions["capital_cost"] = (
+            "start capital × risk-free rate × window length + the premium the design reports paid"
+        )
+        r.assumptions["depleted"] = (
+            "a bad-debt claim was not paid in full, or the fund's value fell below "
+            f"{DEPLETED_FRACTION:g} of its start"
+        )
+    return results
+
+
+def _first_depleted(s: dict[str, Any], win: np.ndarray, value: np.ndarray, start: float) -> int | None:
+    """Index (among window ticks) of the first shortfall on a claim or the first ~empty value."""
+    first: list[int] = []
+    if "fund_shortfall" in s:
+        asked = np.asarray(s["fund_asked"], float)[win]
+        short = np.asarray(s["fund_shortfall"], float)[win]
+        hit = np.flatnonzero(short > 1e-6 + 1e-9 * asked)
+        if hit.size:
+            first.append(int(hit[0]))
+    if start > 0.0 and value.size:
+        hit = np.flatnonzero(value <= DEPLETED_FRACTION * start)
+        if hit.size:
+            first.append(int(hit[0]))
+    return min(first) if first else None
+
+
+def _iso(ts: int) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,306 @@
+"""The HTML report: ONE self-contained file (CSS inline, plots as base64 PNG, no script, no network).
+
+``write_report`` writes the page and the results table (Parquet) into a staging directory beside the
+target and moves them into place only when both are complete, so a failure leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from backtest.engine.results import Result
+from backtest.report import plots, tables
+from loaders.errors import UserError
+
+REPORT_FILE = "report.html"
+TABLE_FILE = "results.parquet"
+
+
+@dataclass
+class EventSection:
+    """One event's runs and what the page says about them."""
+
+    event: Any  # backtest.events.Event
+    results: list[Result]
+    prices: dict[str, dict[str, Any]]  # plots.window_prices(inputs)
+    venue: str
+    params: Any  # backtest.engine.params.Params
+    risk_free: float
+    notes: list[str] = field(default_factory=list)
+
+
+# ----- staging
+
+
+@contextmanager
+def staged_output(out: str | os.PathLike[str]) -> Iterator[Path]:
+    """A private directory to write into; on success its files replace those in ``out``, else it is removed.
+
+    Checked on entry (before any long work): ``out`` must be a directory or not exist yet with an
+    existing, writable parent. Unwritable -> UserError naming ``--out``.
+    """
+    target = Path(out)
+    if target.exists() and not target.is_dir():
+        raise UserError(f"--out {out}: exists and is not a directory")
+    parent = target if target.is_dir() else target.parent
+    if not parent.is_dir():
+        raise UserError(f"--out {out}: parent directory {parent} does not exist")
+    try:
+        stage = Path(tempfile.mkdtemp(prefix=f".{target.name or 'report'}.tmp-", dir=parent))
+        umask = os.umask(0o022)
+        os.umask(umask)
+        stage.chmod(0o777 & ~umask)  # mkdtemp makes it private; the report dir is an ordinary one
+    except OSError as e:
+        raise UserError(f"--out {out}: cannot write there ({e.strerror or e})") from None
+    try:
+        yield stage
+        if target.is_dir():
+            for f in sorted(stage.iterdir()):
+                os.replace(f, target / f.name)
+            stage.rmdir()
+        else:
+            os.rename(stage, target)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+
+
+def write_report(
+    stage: Path,
+    sections: Sequence[EventSection],
+    *,
+    title: str,
+    command: str,
+    matrix: bool = False,
+) -> tuple[Path, Path]:
+    """Write the page and the Parquet table into ``stage`` (see :func:`staged_output`)."""
+    page = render(sections, title=title, command=command, matrix=matrix)
+    html_path = stage / REPORT_FILE
+    html_path.write_text(page, encoding="utf-8")
+    frame = tables.results_frame(
+        [r for s in sections for r in s.results],
+    )
+    return html_path, tables.write_parquet(frame, stage / TABLE_FILE)
+
+
+# ----- page
+
+
+CSS = """
+body{font-family:-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif;color:#1d2330;
+margin:0;background:#f5f6f8;line-height:1.45}
+main{max-width:1240px;margin:0 auto;padding:28px 32px 60px;background:#fff;box-shadow:0 0 12px #0001}
+h1{font-size:25px;margin:0 0 4px}h2{font-size:19px;margin:34px 0 8px;border-bottom:2px solid #e3e6eb;
+padding-bottom:4px}h3{font-size:15px;margin:22px 0 6px}
+.sub{color:#5b6475;font-size:13.5px;margin:0 0 14px}
+dl.meta{display:grid;grid-template-columns:max-content 1fr;gap:3px 16px;font-size:13px;margin:10px 0 18px}
+dl.meta dt{color:#5b6475}dl.meta dd{margin:0}
+table{border-collapse:collapse;font-size:12.5px;margin:8px 0 6px}
+th,td{padding:5px 7px;border-bottom:1px solid #e3e6eb;text-align:right;white-space:nowrap}
+th{background:#f0f2f5;font-weight:600;vertical-align:bottom;white-space:normal}
+td:first-child,th:first-child{text-align:left;font-weight:600}
+tbody tr:hover{background:#fafbfc}
+.wrap{overflow-x:auto}
+td.bad{color:#b42318}td.good{color:#067647}
+table.kv td,table.kv th{text-align:left;white-space:normal;vertical-align:top}
+table.kv td:first-child{white-space:nowrap;font-family:ui-monospace,Menlo,Consolas,monospace;font-weight:500}
+figure{margin:14px 0 22px}figure img{max-width:100%;border:1px solid #e3e6eb}
+figcaption{font-size:12.5px;color:#5b6475;margin-top:4px}
+.note{font-size:12.5px;color:#5b6475}
+details summary{cursor:pointer;font-weight:600;margin:8px 0}
+"""
+
+
+def _e(x: Any) -> str:
+    return html.escape(str(x), quote=True)
+
+
+def _img(png: bytes, alt: str, caption: str) -> str:
+    data = base64.b64encode(png).decode("ascii")
+    return (
+        f'<figure><img src="data:image/png;base64,{data}" alt="{_e(alt)}">'
+        f"<figcaption>{_e(caption)}</figcaption></figure>"
+    )
+
+
+def _utc(d: datetime | None) -> str:
+    return d.strftime("%Y-%m-%d %H:%M UTC") if d is not None else "-"
+
+
+def comparison_html(results: Sequence[Result], table_id: str) -> str:
+    head = "".join(f'<th title="{_e(c.help)}">{_e(c.label)}</th>' for c in tables.COMPARISON)
+    rows = []
+    for r, cells in zip(results, tables.comparison_cells(results), strict=True):
+        tds = []
+        for c, v in zip(tables.COMPARISON, cells, strict=True):
+            cls = ""
+            if c.key == "depleted":
+                cls = ' class="bad"' if r.record.get("depleted") else ' class="good"'
+            elif c.key == "adl_notional_usd":
+                cls = ' class="bad"' if r.record["adl_notional_usd"] > 0 else ' class="good"'
+            tds.append(f"<td{cls}>{_e(v)}</td>")
+        rows.append(f'<tr data-design="{_e(r.record["design"])}">{"".join(tds)}</tr>')
+    return (
+        f'<div class="wrap"><table class="comparison" id="{_e(table_id)}"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table></div>"
+    )
+
+
+def matrix_html(sections: Sequence[EventSection]) -> str:
+    by_event = {s.event.id: s.results for s in sections}
+    designs, events, cells = tables.matrix(by_event)
+    head = "<th>design</th>" + "".join(f"<th>{_e(ev)}</th>" for ev in events)
+    rows = []
+    for d in designs:
+        tds = [f"<td>{_e(d)}</td>"]
+        for ev in events:
+            rec = cells.get((d, ev))
+            if rec is None:
+                tds.append("<td>-</td>")
+                continue
+            cls = "good" if tables.survived(rec) else "bad"
+            tds.append(f'<td class="{cls}">{_e(tables.matrix_cell(rec))}</td>')
+        rows.append(f'<tr data-design="{_e(d)}">{"".join(tds)}</tr>')
+    return (
+        f'<div class="wrap"><table class="matrix" id="matrix"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table></div>"
+        '<p class="note">Each cell: survived without ADL? (yes = every bad-debt claim was covered) · lowest '
+        "fund value as % of its start · ADL notional (USD).</p>"
+    )
+
+
+def _kv(rows: Sequence[tuple[str, str]], table_id: str = "") -> str:
+    ident = f' id="{_e(table_id)}"' if table_id else ""
+    body = "".join(f"<tr><td>{_e(k)}</td><td>{_e(v)}</td></tr>" for k, v in rows)
+    head = "<thead><tr><th>name</th><th>value</th></tr></thead>"
+    return f'<table class="kv"{ident}>{head}<tbody>{body}</tbody></table>'
+
+
+def _event_meta(s: EventSection) -> str:
+    ev = s.event
+    syms = ", ".join(s.prices) or ", ".join(ev.symbols)
+    funds = "; ".join(f"{f.balance:,.0f} {f.currency} ({f.venue}, {f.fund})" for f in ev.fund_before) or "-"
+    items = [
+        ("window", f"{_utc(ev.start)} → {_utc(ev.end)}"),
+        ("warm-up", f"{ev.warmup.days} days before the window (builds the book; the fund is not involved)"),
+        ("peak", f"{_utc(ev.peak)} {ev.peak_note}".strip()),
+        ("venue / symbols", f"{s.venue} / {syms}"),
+        ("price path", s.params.price_path),
+        ("fund before the event", funds),
+        ("risk-free rate", f"{s.risk_free:.2%}/yr (capital cost)"),
+    ]
+    return '<dl class="meta">' + "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in items) + "</dl>"
+
+
+def _design_params(results: Sequence[Result]) -> str:
+    rows = []
+    for r in results:
+        label = str(r.record["design"])
+        prefix = f"design.{label}."
+        params = [f"{k[len(prefix):]} = {v}" for k, v in r.assumptions.items() if k.startswith(prefix)]
+        detail = r.record.get("design_detail") or {}
+        extra = [
+            f"{k} = {_num(v)}"
+            for k, v in detail.items()
+            if k not in ("design", "label", "start_usd", "end_usd", "min_usd") and v is not None
+        ]
+        rows.append(
+            f"<tr><td>{_e(label)}</td><td>{_e(r.record.get('design_type', label))}</td>"
+            f"<td>{_e('; '.join(params) or '(no parameters)')}</td>"
+            f"<td>{_e('; '.join(extra) or '-')}</td></tr>"
+        )
+    return (
+        '<table class="kv designs"><thead><tr><th>design</th><th>type</th><th>parameters</th>'
+        f"<th>design's own accounts over the window</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+def _num(v: Any) -> str:
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        return str(v)
+    return tables.money(v) if abs(v) >= 1000 else f"{v:.4g}"
+
+
+def _assumptions(s: EventSection) -> list[tuple[str, str]]:
+    seen: dict[str, str] = {}
+    for r in s.results:
+        for k, v in r.assumptions.items():
+            if not k.startswith("design."):
+                seen.setdefault(k, v)
+    return sorted(seen.items())
+
+
+def _section(s: EventSection, heading: str) -> str:
+    ev = s.event
+    res = s.results
+    peak = ev.peak
+    parts = [heading, _event_meta(s), "<h3>Comparison</h3>", comparison_html(res, f"comparison-{ev.id}")]
+    parts.append(
+        '<p class="note">Fund values in USD; bad debt covered = what the fund paid; ADL notional = winners\' '
+        "positions closed by auto-deleveraging, haircut = their profit given up; return includes hedge, "
+        "funding and yield P&amp;L; capital cost = start × risk-free rate × window length + premium paid; "
+        "depleted = first claim not paid in full (or value ≈ 0), time in UTC.</p>"
+    )
+    for note in s.notes:
+        parts.append(f'<p class="note">{_e(note)}</p>')
+    if s.prices:
+        parts.append(
+            _img(
+                plots.price_and_flow(s.prices, res[0], peak),
+                f"{ev.id} price and forced flow",
+                "Recorded last and mark price (USD) and the replay's forced flow per bar (liquidated "
+                f"notional, USD per minute; longs up, shorts down) of design {res[0].record['design']}. "
+                f"Dotted line: peak {_utc(peak)}.",
+            )
+        )
+    parts.append(
+        _img(plots.fund_value(res, peak), f"{ev.id} fund value per design",
+             "Fund value per design over the event window (USD, UTC).")
+    )
+    parts.append(
+        _img(plots.cumulative_adl(res, peak), f"{ev.id} cumulative ADL per design",
+             "Cumulative ADL notional per design over the event window (USD, all symbols, UTC).")
+    )
+    parts.append("<h3>Designs and their parameters</h3>")
+    parts.append(_design_params(res))
+    parts.append("<h3>Modelling assumptions and parameters</h3>")
+    parts.append(
+        '<p class="note">Every model parameter (docs/MODEL.md §10) and what each window\'s data needed '
+        "assumed; design parameters are listed above.</p>"
+    )
+    parts.append(_kv(_assumptions(s), f"assumptions-{ev.id}"))
+    return "\n".join(parts)
+
+
+def render(sections: Sequence[EventSection], *, title: str, command: str, matrix: bool = False) -> str:
+    """The whole page as text."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        ver = version("crash-backtest")
+    except PackageNotFoundError:
+        ver = "dev"
+    body = [f"<h1>{_e(title)}</h1>",
+            f'<p class="sub">crash-backtest {_e(ver)} · <code>{_e(command)}</code></p>']
+    if matrix:
+        body.append("<h2>Designs × events</h2>")
+        body.append(matrix_html(sections))
+    for s in sections:
+        heading = f"<h2>{_e(s.event.id)}: {_e(s.event.title)}</h2>" if matrix or len(sections) > 1 else ""
+        body.append(_section(s, heading))
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{_e(title)}</title><style>{CSS}</style></head>"
+        f"<body><main>{''.join(body)}</main></body></html>\n"
+    )
