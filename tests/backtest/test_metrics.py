@@ -1,0 +1,94 @@
+"""Fund metrics on hand-built results: every figure checked against a hand computation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from backtest.engine.results import Result
+from backtest.metrics import METRIC_KEYS, YEAR_S, add_fund_metrics, fund_metrics
+
+HOUR = 3600
+
+
+def result(values, *, start, asked=None, short=None, warm=2, oi=1e9, premium=0.0, design="x") -> Result:
+    """A run with ``warm`` warm-up ticks (value = start) then the window ticks ``values``, one per hour."""
+    n = warm + len(values)
+    series = {
+        "clock": np.arange(n, dtype=np.int64) * HOUR + 1_621_000_800,  # 2021-05-14 14:00 UTC
+        "in_window": np.arange(n) >= warm,
+        "fund_value": np.r_[np.full(warm, start), values].astype(float),
+    }
+    if asked is not None:
+        series["fund_asked"] = np.r_[np.zeros(warm), asked].astype(float)
+        series["fund_shortfall"] = np.r_[np.zeros(warm), short].astype(float)
+    rec = {
+        "design": design,
+        "fund_start_usd": float(start),
+        "fund_end_usd": float(values[-1]),
+        "fund_min_usd": float(min(values)),
+        "oi_start_usd": oi,
+        "fund_premium_usd": premium,
+    }
+    return Result(record=rec, per_symbol={}, series=series)
+
+
+def test_hand_computed_fund():
+    # 100 -> 120 (peak) -> 60 -> 90: drawdown 50 % from the 120 peak, return -10 %
+    r = result([100.0, 120.0, 60.0, 90.0], start=100.0, asked=[0, 0, 60, 0], short=[0, 0, 0, 0], oi=2000.0)
+    m = fund_metrics(r, window_s=10 * 86400, risk_free=0.0365)
+    assert set(m) == set(METRIC_KEYS)
+    assert m["max_drawdown_pct"] == pytest.approx(50.0)
+    assert m["fund_min_usd"] == 60.0 and m["fund_end_usd"] == 90.0
+    assert m["fund_return_pct"] == pytest.approx(-10.0)
+    assert m["depleted"] is False and m["depleted_at"] is None
+    assert m["capital_cost_usd"] == pytest.approx(100.0 * 0.0365 * 10 / 365)
+    assert m["coverage_ratio"] == pytest.approx(0.05)
+
+
+def test_depleted_at_first_short_claim_with_premium():
+    # third window tick: asked 80, paid 50 -> shortfall 30; the value never reaches 0
+    r = result([100.0, 100.0, 20.0, 25.0], start=100.0, asked=[0, 0, 80, 0], short=[0, 0, 30, 0], premium=7.0)
+    m = fund_metrics(r, window_s=YEAR_S, risk_free=0.05)
+    assert m["depleted"] is True
+    assert m["depleted_at"] == "2021-05-14T18:00:00Z"  # clock[2 warm-up + 2]
+    assert m["capital_cost_usd"] == pytest.approx(100.0 * 0.05 + 7.0)
+
+
+def test_depleted_when_value_reaches_zero_without_a_short_claim():
+    r = result([50.0, 0.0, 10.0], start=50.0, asked=[0, 50, 0], short=[0, 0, 0])
+    m = fund_metrics(r, window_s=3 * HOUR)
+    assert m["depleted"] and m["depleted_at"] == "2021-05-14T17:00:00Z"
+    assert m["max_drawdown_pct"] == pytest.approx(100.0)
+
+
+def test_float_noise_is_not_a_shortfall():
+    r = result([100.0, 40.0], start=100.0, asked=[0, 60.0], short=[0, 1e-9])
+    assert fund_metrics(r, window_s=HOUR)["depleted"] is False
+
+
+def test_no_fund_design():
+    r = result([0.0, 0.0, 0.0], start=0.0, asked=[0, 5.0, 0], short=[0, 5.0, 0], design="none")
+    m = fund_metrics(r, window_s=HOUR)
+    assert m["depleted"] and m["depleted_at"] == "2021-05-14T17:00:00Z"
+    assert m["fund_return_pct"] is None and m["max_drawdown_pct"] == 0.0
+    assert m["capital_cost_usd"] == 0.0 and m["coverage_ratio"] == 0.0
+
+
+def test_no_open_interest_gives_no_ratio():
+    assert fund_metrics(result([1.0], start=1.0, oi=0.0), window_s=HOUR)["coverage_ratio"] is None
+
+
+def test_add_fund_metrics_writes_record_and_assumptions():
+    rs = [result([100.0, 90.0], start=100.0), result([5.0, 6.0], start=5.0)]
+    add_fund_metrics(rs, window_s=HOUR, risk_free=0.02)
+    assert rs[1].record["fund_return_pct"] == pytest.approx(20.0)
+    assert "0.02/yr" in rs[0].assumptions["risk_free"]
+
+
+@pytest.mark.parametrize(
+    "kw", [{"window_s": -1.0}, {"window_s": float("nan")}, {"window_s": 1.0, "risk_free": 2.0}]
+)
+def test_bad_arguments(kw):
+    with pytest.raises(ValueError):
+        fund_metrics(result([1.0], start=1.0), **kw)
