@@ -42,7 +42,8 @@ def fund_metrics(result: Result, *, window_s: float, risk_free: float = DEFAULT_
     ``window_s``: length of the event window (seconds) over which the capital is held.
     ``depleted``: a claim was not paid in full (the rest went to ADL), or the fund's value reached
     ~0; ``depleted_at``: the first such tick (ISO UTC bar open). A design without capital (``none``)
-    is depleted at its first claim. ``fund_return_pct`` is None when the fund starts empty.
+    is depleted at its first claim. ``fund_return_pct`` = (end − start + excess paid out to the venue)
+    / start: a payout is a distribution, not a loss; None when the fund starts empty.
     ``capital_cost_usd`` = start × risk_free × window years + any premium the design reports paid.
     """
     if not (math.isfinite(window_s) and window_s >= 0):
@@ -62,6 +63,7 @@ def fund_metrics(result: Result, *, window_s: float, risk_free: float = DEFAULT_
     depleted_tick = _first_depleted(s, win, value, start)
     oi = float(rec.get("oi_start_usd") or 0.0)
     premium = float(rec.get("fund_premium_usd") or 0.0)
+    payout = float(rec.get("fund_payout_usd") or 0.0)
     return {
         "fund_start_usd": start,
         "fund_min_usd": fmin,
@@ -69,7 +71,7 @@ def fund_metrics(result: Result, *, window_s: float, risk_free: float = DEFAULT_
         "max_drawdown_pct": max_dd,
         "depleted": depleted_tick is not None,
         "depleted_at": _iso(int(clock[depleted_tick])) if depleted_tick is not None else None,
-        "fund_return_pct": (end - start) / start * 100.0 if start > 0.0 else None,
+        "fund_return_pct": (end - start + payout) / start * 100.0 if start > 0.0 else None,
         "capital_cost_usd": start * risk_free * window_s / YEAR_S + premium,
         "coverage_ratio": start / oi if oi > 0.0 else None,
     }
@@ -84,6 +86,10 @@ def add_fund_metrics(
         r.assumptions["risk_free"] = f"{risk_free:g}/yr ({RISK_FREE_SOURCE})"
         r.assumptions["capital_cost"] = (
             "start capital × risk-free rate × window length + the premium the design reports paid"
+        )
+        r.assumptions["fund_return"] = (
+            "(end value − start value + excess the design paid out to the venue) / start value; hedge, "
+            "funding, yield and premium flows are in the value"
         )
         r.assumptions["depleted"] = (
             "a bad-debt claim was not paid in full, or the fund's value fell below "

@@ -209,7 +209,7 @@ def _baseline_flow(
 
 
 def _add_design_figures(result: Result, run: RunState, spec: DesignSpec) -> None:
-    """Per-tick claims and shortfalls (for 'depleted when'), the design's own summary and premium."""
+    """Per-tick claims and shortfalls (for 'depleted when'), the design's own summary, premium and payouts."""
     n = run.clock.shape[0]
     asked = np.zeros(n)
     short = np.zeros(n)
@@ -227,6 +227,7 @@ def _add_design_figures(result: Result, run: RunState, spec: DesignSpec) -> None
     summary = fund.summary() if hasattr(fund, "summary") else {}
     rec["design_detail"] = {k: _plain(v) for k, v in summary.items()}
     rec["fund_premium_usd"] = float(summary.get("premium", 0.0) or 0.0)
+    rec["fund_payout_usd"] = float(summary.get("payout", 0.0) or 0.0)
     history = fund.history() if hasattr(fund, "history") else {}
     for k, v in history.items():
         result.series[f"design.{k}"] = np.asarray(v, float)

@@ -248,7 +248,8 @@ def _section(s: EventSection, heading: str) -> str:
     parts.append(
         '<p class="note">Fund values in USD; bad debt covered = what the fund paid; ADL notional = winners\' '
         "positions closed by auto-deleveraging, haircut = their profit given up; return includes hedge, "
-        "funding and yield P&amp;L; capital cost = start × risk-free rate × window length + premium paid; "
+        "funding and yield P&amp;L and counts excess paid out to the venue as kept; "
+        "capital cost = start × risk-free rate × window length + premium paid; "
         "depleted = first claim not paid in full (or value ≈ 0), time in UTC.</p>"
     )
     for note in s.notes:

@@ -75,6 +75,12 @@ def test_no_fund_design():
     assert m["capital_cost_usd"] == 0.0 and m["coverage_ratio"] == 0.0
 
 
+def test_payouts_are_distributions_not_losses():
+    r = result([100.0, 60.0], start=100.0)
+    r.record["fund_payout_usd"] = 50.0  # the fund grew to 110 and paid 50 of excess to the venue
+    assert fund_metrics(r, window_s=HOUR)["fund_return_pct"] == pytest.approx(10.0)
+
+
 def test_no_open_interest_gives_no_ratio():
     assert fund_metrics(result([1.0], start=1.0, oi=0.0), window_s=HOUR)["coverage_ratio"] is None
 

@@ -264,10 +264,10 @@ def test_run_all_designs_json_and_report(may2021_db, tmp_path, capsys):
 
 @pytest.mark.archive
 def test_run_table_output(may2021_db, capsys):
-    code, stdout, _ = run_cli(
+    code, stdout, err = run_cli(
         ["run", "--event", "may2021", "--db", str(may2021_db), "--designs", "none,static", "--quiet"], capsys
     )
-    assert code == 0
+    assert code == 0 and err == ""  # --quiet: nothing on stderr
     for label in (
         "fund start",
         "max drawdown",
@@ -281,3 +281,17 @@ def test_run_table_output(may2021_db, capsys):
         "static",
     ):
         assert label in stdout
+
+
+def test_progress_display(capsys):
+    from backtest.cli.run_cmd import RunProgress
+
+    with RunProgress(False) as off:
+        off.task("x", 2)("a")  # disabled: a no-op
+    with RunProgress(True) as on:
+        step = on.task("may2021", 3)
+        for label in ("loading BTCUSDT", "warm-up", "static"):
+            step(label)
+        on.done()
+        assert on._p.tasks[0].completed == 3
+    assert capsys.readouterr().out == ""  # progress goes to stderr only
