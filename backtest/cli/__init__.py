@@ -43,6 +43,7 @@ HELP = {
     "events": "List the crash windows in the event catalog.",
     "data": "Import, sync, download and inspect market data in the DuckDB store.",
     "run": "Replay a crash window and report how fund designs fare.",
+    "compare": "Designs x events matrix: who survives which crash without ADL.",
 }
 
 
@@ -52,6 +53,7 @@ HELP = {
         "events": ("backtest.cli.events_cmd", "events"),
         "data": ("backtest.cli.data", "data"),
         "run": ("backtest.cli.run_cmd", "run"),
+        "compare": ("backtest.cli.compare_cmd", "compare"),
     },
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110},
 )
