@@ -365,6 +365,7 @@ class _Run:
                     sym: st.out[t, K.O_LONG + K.O_LIQ_USD] + st.out[t, K.O_SHORT + K.O_LIQ_USD]
                     for sym, st, t in active
                 },
+                funding_rate={sym: float(st.inp.funding[t]) for sym, st, t in active},
             )
             fund.on_bar(k, market)
         self.fund_value[k] = fund.value(k)

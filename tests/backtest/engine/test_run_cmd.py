@@ -45,6 +45,8 @@ def test_run_may2021_json(archive_dir, tmp_path, capsys):
             "run",
             "--event",
             "may2021",
+            "--designs",
+            "none",
             "--db",
             str(db),
             "--archive",
