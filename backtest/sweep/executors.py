@@ -69,9 +69,14 @@ class ProcessPool(Executor):
                 initializer=install_payloads,
                 initargs=(blob,),
             )
+            futs = {}
             try:
-                futs = {pool.submit(run_task, t): t for t in pending}
-                pending.clear()
+                try:
+                    while pending:
+                        futs[pool.submit(run_task, pending[0])] = pending[0]
+                        pending.popleft()
+                except BrokenProcessPool:
+                    pass  # a worker died already: the rest waits for the next pool
                 while futs:
                     done, _ = wait(futs, return_when=FIRST_COMPLETED)
                     for fut in done:
@@ -154,7 +159,7 @@ class Ray(Executor):
                 if address:
                     ray.init(address=address, **kw)
                 else:
-                    ray.init(num_cpus=workers, **kw)
+                    ray.init(num_cpus=workers, _node_ip_address="127.0.0.1", **kw)
             except Exception as e:  # ConnectionError, TimeoutError, RuntimeError from Ray's startup
                 raise UserError(
                     f"--executor ray: could not start/connect to Ray "

@@ -33,7 +33,7 @@ from backtest.engine.results import Result, summarize
 from strategies.base import Fund, Market
 
 MAX_CHECKPOINTS = 4  # pay-all engine states kept per plan (~20 MB each for may2021)
-KILL_ONCE_ENV = "BACKTEST_SWEEP_KILL_ONCE"  # tests: path of a marker file; the first task to see it dies
+KILL_ONCE_ENV = "BACKTEST_SWEEP_KILL"  # tests: PATH[:N]; the first N tasks to run kill their process
 
 ROW_METRICS = (
     "bad_debt_usd",
@@ -387,13 +387,15 @@ def clear_cache() -> None:
 
 
 def _maybe_die() -> None:
-    """Fault injection for tests: the first task that finds the marker path unclaimed kills its process."""
-    marker = os.environ.get(KILL_ONCE_ENV)
-    if not marker:
+    """Fault injection for tests: ``PATH[:N]`` kills the first N tasks' processes."""
+    spec = os.environ.get(KILL_ONCE_ENV)
+    if not spec:
         return
-    try:
-        fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-    except FileExistsError:
-        return
-    os.close(fd)
-    os._exit(17)
+    path, _, count = spec.rpartition(":") if spec.rpartition(":")[2].isdigit() else (spec, "", "1")
+    for i in range(int(count)):
+        try:
+            fd = os.open(f"{path}.{i}", os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        os._exit(17)

@@ -1,0 +1,36 @@
+"""Shared fixtures of the sweep tests: a synthetic two-symbol crash and its plan (built once)."""
+
+from __future__ import annotations
+
+import pytest
+
+from backtest.engine.params import Params
+from backtest.sweep.runner import make_payload
+from backtest.sweep.tasks import EventPayload, Plan, build_plan
+from tests.backtest.test_run_designs import FakeEvent, synthetic_inputs
+
+
+@pytest.fixture(scope="session")
+def syn_event() -> FakeEvent:
+    return FakeEvent()
+
+
+@pytest.fixture(scope="session")
+def syn_payload(syn_event: FakeEvent) -> EventPayload:
+    return make_payload(syn_event, synthetic_inputs(), Params(), "binanceusdm")
+
+
+@pytest.fixture(scope="session")
+def syn_plan(syn_payload: EventPayload) -> Plan:
+    return build_plan(syn_payload)
+
+
+def static_threshold(plan: Plan) -> float:
+    """Least static capital that pays every recorded claim: max over claims of (paid so far - received)."""
+    paid = received = need = 0.0
+    for k in range(plan.n):
+        received += plan.recv[k]
+        for x in plan.pays[k]:
+            paid += x
+            need = max(need, paid - received)
+    return need

@@ -1,0 +1,105 @@
+"""Results table (idempotent per-task inserts, resume keys, lock) and the frontier from stored rows."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from backtest.sweep.frontier import frontiers, refine, render, table_rows
+from backtest.sweep.store import SweepStore
+from loaders.errors import StoreLockedError, UserError
+
+
+def row(event, cap, adl, free, design="static", seed=0):
+    return {"event": event, "design": design, "params_hash": f"h{cap:g}", "seed": seed,
+            "params": json.dumps({"capital_usd": cap, "adl_drawdown": 0.0}), "model": "{}",
+            "adl_notional_usd": adl, "adl_free": free, "fund_start_usd": cap, "capital_cost_usd": cap * 0.001,
+            "method": "fast" if free else "resumed", "depleted": not free}
+
+
+def test_inserts_are_idempotent_and_resume_keys_are_kept(tmp_path):
+    path = tmp_path / "s.duckdb"
+    with SweepStore(path) as st:
+        assert st.register("sw", {"a": 1}) is True
+        assert st.register("sw", {"a": 1}) is False
+        assert st.insert("sw", [row("e1", 1.0, 5.0, False), row("e1", 2.0, 0.0, True)]) == 2
+        assert st.insert("sw", [row("e1", 2.0, 0.0, True), row("e1", 3.0, 0.0, True)]) == 1  # retried task
+        assert st.done("sw") == {("e1", "static", f"h{c}", 0) for c in (1, 2, 3)}
+        assert st.done("other") == set()
+    with SweepStore(path) as st:
+        assert st.frame("sw").height == 3
+
+
+def test_failed_insert_leaves_the_table_unchanged(tmp_path):
+    with SweepStore(tmp_path / "s.duckdb") as st:
+        st.insert("sw", [row("e1", 1.0, 5.0, False)])
+        bad = row("e1", 9.0, 0.0, True)
+        bad["seed"] = "not a number"
+        with pytest.raises(Exception):  # noqa: B017 - duckdb's conversion error
+            st.insert("sw", [row("e1", 8.0, 0.0, True), bad])
+        assert st.frame("sw").height == 1
+
+
+def test_second_writer_gets_a_clear_error(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "s.duckdb"
+    SweepStore(path).close()
+    holder = subprocess.Popen([sys.executable, "-c", "import duckdb,sys,time; c=duckdb.connect(sys.argv[1]); "
+                               "print('ok', flush=True); time.sleep(30)", str(path)], stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout.readline().strip() == b"ok"
+        with pytest.raises(StoreLockedError, match="in use by another process"):
+            SweepStore(path)
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_not_a_duckdb_file(tmp_path):
+    p = tmp_path / "x.duckdb"
+    p.write_text("hello")
+    with pytest.raises(UserError):
+        SweepStore(p)
+
+
+def test_frontier_is_the_least_value_from_which_all_larger_pass(tmp_path):
+    import polars as pl
+
+    rows = [row("e1", 1.0, 9.0, False), row("e1", 2.0, 4.0, False), row("e1", 4.0, 0.0, True),
+            row("e1", 8.0, 0.0, True),
+            # non-monotone: 2 passes but 4 fails -> frontier 8
+            row("e2", 1.0, 9.0, False), row("e2", 2.0, 0.0, True), row("e2", 4.0, 1.0, False),
+            row("e2", 8.0, 0.0, True)]
+    frame = pl.DataFrame(rows)
+    (d,) = frontiers(frame)
+    assert d.key == "capital_usd"
+    assert (d.events["e1"].frontier, d.events["e1"].below) == (4.0, 2.0)
+    assert (d.events["e2"].frontier, d.events["e2"].below) == (8.0, 4.0)
+    assert d.frontier == 8.0
+    assert d.events["e1"].start_usd == 8.0 and d.capital_cost_usd == pytest.approx(0.016)
+    out = table_rows([d])
+    assert out[-1]["event"] == "ALL" and out[-1]["frontier"] == 8.0
+    page = render([d], title="t", command="backtest sweep")
+    assert "data:image/png;base64," in page and "ALL" in page
+
+
+def test_frontier_not_reached_when_the_top_value_fails():
+    import polars as pl
+
+    (d,) = frontiers(pl.DataFrame([row("e1", 1.0, 9.0, False), row("e1", 2.0, 3.0, False)]))
+    assert d.frontier is None and d.capital_cost_usd is None
+
+
+def test_refine_bisects_to_the_threshold():
+    calls = []
+
+    def short(v):
+        calls.append(v)
+        return None if v >= 3.7 else 1
+
+    assert refine(short, 1.0, 10.0, rtol=1e-6) == pytest.approx(3.7, rel=1e-6)
+    with pytest.raises(ValueError):
+        refine(short, 1.0, 2.0)
