@@ -1,0 +1,100 @@
+"""``backtest sweep`` end to end: option errors (nothing written), a real-archive sweep, resume, report."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from backtest.cli.sweep_cmd import sweep
+from loaders.errors import UserError
+
+
+def invoke(args):
+    return CliRunner().invoke(sweep, args, catch_exceptions=True)
+
+
+@pytest.mark.parametrize(
+    ("args", "msg"),
+    [
+        (
+            ["--design", "static", "--grid", "static.capital_usd=1:2"],
+            "--grid static.capital_usd=1:2: malformed",
+        ),
+        (
+            ["--design", "static", "--grid", "static.capitl=1,2"],
+            "unknown parameter 'capitl' of design 'static'",
+        ),
+        (["--design", "statik", "--grid", "impact_y=1,2"], "--design statik: unknown design"),
+        (["--design", "static", "--grid", "static.capital_usd=1,2", "--events", "nope"], "nope"),
+        (["--design", "static", "--grid", "static.capital_usd=1,2", "--set", "impact_y=abc"], "impact_y"),
+        (["--design", "static", "--grid", "static.capital_usd=1,2", "--sample", "0"], "--sample 0"),
+        (["--design", "static", "--grid", "static.capital_usd=1,2", "--frontier", "dynamic.k"], "--frontier"),
+        (
+            [
+                "--design",
+                "static",
+                "--grid",
+                "static.capital_usd=1,2",
+                "--executor",
+                "ray",
+                "--address",
+                "127.0.0.1:9",
+            ],
+            "--address 127.0.0.1:9: Ray cluster not reachable",
+        ),
+    ],
+)
+def test_bad_options_are_one_line_errors_and_write_nothing(tmp_path, args, msg):
+    if "ray" in args:
+        pytest.importorskip("ray")
+    out = tmp_path / "s.duckdb"
+    r = invoke([*args, "--out", str(out), "--quiet"])
+    assert isinstance(r.exception, UserError), r.output
+    assert msg in str(r.exception) and "\n" not in str(r.exception)
+    assert not out.exists()
+
+
+@pytest.mark.archive
+def test_real_window_sweep_resumes_and_reports(archive_dir, tmp_path):
+    out, rep = tmp_path / "s.duckdb", tmp_path / "rep"
+    args = [
+        "--design",
+        "static",
+        "--grid",
+        "static.capital_usd=1e8,1e10",
+        "--events",
+        "may2021",
+        "--executor",
+        "inprocess",
+        "--out",
+        str(out),
+        "--archive",
+        str(archive_dir),
+        "--db",
+        str(tmp_path / "m.duckdb"),
+        "--report",
+        str(rep),
+        "--format",
+        "json",
+    ]
+    r = invoke(args)
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    rows = {x["params_hash"]: x for x in doc["rows"]}
+    assert len(rows) == 2
+    small, big = sorted(rows.values(), key=lambda x: x["fund_start_usd"])
+    assert (small["adl_free"], small["method"]) == (False, "resumed") and small["adl_notional_usd"] > 0
+    assert (big["adl_free"], big["method"]) == (True, "fast") and big["adl_notional_usd"] == 0
+    front = [x for x in doc["frontier"] if x["event"] == "ALL"]
+    assert front[0]["frontier"] == 1e10
+    assert (rep / "frontier.html").read_text().count("data:image/png;base64,") == 1
+    assert (rep / "sweep.parquet").exists() and (rep / "frontier.parquet").exists()
+    again = invoke([*args[:-2], "--format", "table"])
+    assert again.exit_code == 0, again.output
+    assert "0 evaluations" in again.stderr and "0 rows stored, 2 already done" in again.stderr
+    from backtest.sweep.store import SweepStore
+
+    with SweepStore(out) as st:
+        assert st.frame(doc["sweep_id"]).height == 2
