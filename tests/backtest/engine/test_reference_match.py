@@ -4,7 +4,16 @@ Random short paths (calm bars, crashes, spikes, gap opens, two-sided wicks, fund
 to three symbols on one clock (1- and 2-minute bars mixed) with a shared fund (``none`` or a capped
 fund), random parameters within their valid ranges, both waterfalls, both surplus modes, three
 bracket tables. Every record metric, per-symbol figure and per-bar series must agree to 1e-9
-relative (absolute floor 1e-6 x traded notional for values near 0). The hypothesis profile is
+relative (absolute floor 1e-9 x traded notional for values near 0); the integer counts (bars,
+cohorts, liq_count, pruned_cohorts) exactly, except in runs where a close was a knife edge: a
+quantity to close equal to the quantity available to 1e-9, where rounding decides between closing
+a cohort whole and leaving ~1e-16 of it as dust, and the dust later counts as a pruned cohort or a
+liquidation piece (USD figures are unaffected and still compared). Runs that hit the known
+MODEL §7.3 gap (unequal two-sided excess, see test_conservation.py) are skipped: they leave one side
+of a book without the other, and then last-bit differences (dust, a side total of 1e-12 instead of
+0 deciding "OI = 0") decide whether a whole imbalance is closed. So are runs with a liquidated piece
+filled at its bankruptcy price to 1e-9 (``zero_leftovers``): rounding decides whether it is bankrupt
+and so whether its whole quantity enters the ADL (§7.1). The hypothesis profile is
 deterministic (derandomized, no example database) and bounded so the file runs in well under 60 s.
 """
 
@@ -13,7 +22,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from backtest.engine.inputs import SymbolInputs
@@ -22,7 +31,15 @@ from backtest.engine.replay import replay
 from backtest.engine.results import summarize
 from backtest.engine.venue_rules import TABLE_A, TABLE_A2, TABLE_C
 from strategies.base import NoFund
-from tests.reference_engine import CappedFund, compare_results, run_reference
+from tests.reference_engine import (
+    CappedFund,
+    compare_results,
+    knife_edges,
+    replay_reference,
+    summarize_reference,
+    unequal_excess_bars,
+    zero_leftovers,
+)
 
 SETTINGS = settings(max_examples=200, derandomize=True, database=None, deadline=None, print_blob=True,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -143,16 +160,20 @@ def fund_factories(draw):
 
 
 def run_both(inputs, fund_factory, p: Params, baseline=None):
+    """(fast result, reference result, mismatches)."""
     fast = summarize(replay(inputs, fund_factory(), p, baseline_flow=baseline and baseline[0]))
-    ref = run_reference(inputs, fund_factory(), p, baseline_flow=baseline and baseline[1])
-    return fast, ref
+    run = replay_reference(inputs, fund_factory(), p, baseline_flow=baseline and baseline[1])
+    ref = summarize_reference(run)
+    knife = knife_edges(run)
+    assume(not unequal_excess_bars(run) and not zero_leftovers(run))
+    return fast, ref, compare_results(fast, ref, counts=not knife)
 
 
 @SETTINGS
 @given(inputs=books(), p=params_strategy(), fund_factory=fund_factories())
 def test_fast_engine_matches_reference(inputs, p, fund_factory):
-    fast, ref = run_both(inputs, fund_factory, p)
-    assert compare_results(fast, ref) == []
+    _, _, mismatches = run_both(inputs, fund_factory, p)
+    assert mismatches == []
 
 
 @settings(SETTINGS, max_examples=60)
@@ -162,8 +183,8 @@ def test_fast_engine_matches_reference_on_the_endogenous_path(inputs, p, fund_fa
     # the baseline: a historical run of the ``none`` design, by each engine itself
     hist = Params(**{**p.to_dict(), "price_path": "historical",
                      **{k: tuple(v) for k, v in p.to_dict().items() if isinstance(v, list)}})
-    base_fast, base_ref = run_both(inputs, NoFund, hist)
+    base_fast, base_ref, _ = run_both(inputs, NoFund, hist)
     flows = ({i.symbol: np.asarray(base_fast.series[f"{i.symbol}.market_flow"]) for i in inputs},
              {i.symbol: list(base_ref.series[f"{i.symbol}.market_flow"]) for i in inputs})
-    fast, ref = run_both(inputs, fund_factory, p, baseline=flows)
-    assert compare_results(fast, ref) == []
+    _, _, mismatches = run_both(inputs, fund_factory, p, baseline=flows)
+    assert mismatches == []
