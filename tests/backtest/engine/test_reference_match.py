@@ -188,3 +188,16 @@ def test_fast_engine_matches_reference_on_the_endogenous_path(inputs, p, fund_fa
              {i.symbol: list(base_ref.series[f"{i.symbol}.market_flow"]) for i in inputs})
     _, _, mismatches = run_both(inputs, fund_factory, p, baseline=flows)
     assert mismatches == []
+
+
+@settings(SETTINGS, max_examples=60)
+@given(inputs=books(), p=params_strategy(), fund_factory=fund_factories())
+def test_fast_engine_from_a_warmup_snapshot_matches_reference(inputs, p, fund_factory):
+    # ``backtest run`` replays the warm-up once and starts every design from the snapshot
+    from backtest.engine.replay import warmup_snapshot
+
+    snap = warmup_snapshot(inputs, p)
+    run = replay_reference(inputs, fund_factory(), p)
+    assume(not unequal_excess_bars(run) and not zero_leftovers(run))
+    fast = summarize(replay(inputs, fund_factory(), p, snapshot=snap))
+    assert compare_results(fast, summarize_reference(run), counts=not knife_edges(run)) == []
