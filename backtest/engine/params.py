@@ -3,18 +3,38 @@
 ``Params.from_overrides`` is the only way user text becomes parameters: unknown keys, bad values
 and contradictions (weights not summing to one, negative shares) are ``UserError``s that name the
 key and list the valid choices, so a typo can never silently fall back to a default.
+
+The three leverage mixes (neutral, crowded, hedger) are derived from three scalars — a log-normal
+over leverage, discretised onto the buckets (:func:`lev_family`) — because ten free weights per mix
+cannot be calibrated against a handful of reported crash figures (docs/CALIBRATION.md). Explicit
+weight vectors (``lev_neutral`` etc.) still override the family, one mix at a time.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from loaders.errors import UserError
 
 LEVERAGE_BUCKETS = (2.0, 3.0, 5.0, 10.0, 20.0, 25.0, 50.0, 75.0, 100.0, 125.0)
+LEV_MIXES = ("lev_neutral", "lev_crowded", "lev_hedger")
+
+
+def lev_family(median: float, sigma: float) -> tuple[float, ...]:
+    """Weights of a log-normal leverage distribution (``median``, log-sd ``sigma``) on the buckets.
+
+    Each bucket takes the probability mass between the geometric midpoints to its neighbours; the
+    first bucket also takes everything below (1x..2x), the last everything above (truncation at 125x).
+    """
+    mu = math.log(median)
+    edges = [math.log(math.sqrt(a * b)) for a, b in zip(LEVERAGE_BUCKETS, LEVERAGE_BUCKETS[1:], strict=False)]
+    cdf = [0.0] + [0.5 * (1.0 + math.erf((e - mu) / (sigma * math.sqrt(2.0)))) for e in edges] + [1.0]
+    w = [max(hi - lo, 0.0) for lo, hi in zip(cdf, cdf[1:], strict=False)]
+    total = sum(w)
+    return tuple(x / total for x in w)
 
 CHOICES: dict[str, tuple[str, ...]] = {
     "surplus_mode": ("margin", "fee"),
@@ -37,24 +57,38 @@ class Params:
     venue_share: float = 0.2
     oi_volume_ratio: float = 0.25
     oi_max_age_s: float = 7200.0
-    close_volume_share: float = 0.25
-    open_volume_share: float = 0.25
+    close_volume_share: float = 0.15  # fitted (docs/CALIBRATION.md); was 0.25
+    open_volume_share: float = 0.15  # fitted; was 0.25
     close_cap: float = 0.5
     prune_frac: float = 1e-9
     funding_neutral: float = 0.0001
     funding_ref: float = 0.0005
     taker_ref: float = 0.1
     lev_tilt: float = 1.0
-    lev_neutral: tuple[float, ...] = (0.10, 0.10, 0.15, 0.20, 0.20, 0.10, 0.08, 0.04, 0.02, 0.01)
-    lev_crowded: tuple[float, ...] = (0.04, 0.05, 0.08, 0.15, 0.20, 0.15, 0.15, 0.08, 0.06, 0.04)
-    lev_hedger: tuple[float, ...] = (0.35, 0.20, 0.20, 0.15, 0.05, 0.03, 0.02, 0.0, 0.0, 0.0)
+    lev_median: float = 1.5  # fitted (docs/CALIBRATION.md); the old vectors ~ median 10x, skew 2
+    lev_sigma: float = 1.0  # fixed (not fitted)
+    lev_skew: float = 1.5  # fitted
+    # explicit weight vectors; empty = derived from (lev_median, lev_sigma, lev_skew), see lev_mixes()
+    lev_neutral: tuple[float, ...] = ()
+    lev_crowded: tuple[float, ...] = ()
+    lev_hedger: tuple[float, ...] = ()
     size_usd: tuple[float, ...] = (5_000.0, 100_000.0, 2_000_000.0)
     size_share: tuple[float, ...] = (0.3, 0.3, 0.4)
     price_path: str = "historical"
     endo_decay_s: float = 1800.0
     endo_baseline: str = "none"
+    _lev_source: str = field(default="", compare=False, repr=False)
 
     def __post_init__(self) -> None:
+        _check_family(self)
+        derived = lev_mixes(self.lev_median, self.lev_sigma, self.lev_skew)
+        source = []
+        for key, vec in zip(LEV_MIXES, derived, strict=True):
+            if getattr(self, key):
+                source.append(f"{key} explicit")
+            else:
+                object.__setattr__(self, key, vec)  # frozen: resolved once, here
+        object.__setattr__(self, "_lev_source", ", ".join(source) or "family")
         validate(self)
 
     @classmethod
@@ -78,14 +112,41 @@ class Params:
 
     def assumptions(self) -> dict[str, str]:
         """Every parameter as text, for the result record."""
-        return {
-            f"param.{k}": (" ".join(f"{x:g}" for x in v) if isinstance(v, list) else str(v))
+        out = {
+            f"param.{k}": (" ".join(f"{x:.6g}" for x in v) if isinstance(v, list) else str(v))
             for k, v in self.to_dict().items()
         }
+        out["param.lev_mix_source"] = (
+            f"log-normal family: median {self.lev_median:g}x, sigma {self.lev_sigma:g}, "
+            f"skew {self.lev_skew:g}"
+            if self._lev_source == "family"
+            else f"{self._lev_source}; others from the log-normal family"
+        )
+        return out
+
+
+def lev_mixes(median: float, sigma: float, skew: float) -> tuple[tuple[float, ...], ...]:
+    """(neutral, crowded, hedger) mixes: the crowded side's median leverage is ``median x skew``, the
+    hedgers' ``median / skew`` (DESIGN §5.1: the crowded side is more levered, the other side hedges)."""
+    return (
+        lev_family(median, sigma),
+        lev_family(median * skew, sigma),
+        lev_family(median / skew, sigma),
+    )
+
+
+def _check_family(p: Params) -> None:
+    for key in ("lev_median", "lev_sigma", "lev_skew"):
+        v = getattr(p, key)
+        if not isinstance(v, float | int) or not math.isfinite(v) or v <= 0:
+            raise UserError(f"--set {key}={v}: must be a finite number > 0")
+    if p.lev_skew < 1:
+        raise UserError(f"--set lev_skew={p.lev_skew}: must be >= 1 (crowded median = median x skew)")
 
 
 def _coerce(key: str, raw: Any, default: Any) -> Any:
     if isinstance(default, tuple):
+        # an empty list resets a leverage mix to its family-derived default
         items = raw.replace(",", " ").split() if isinstance(raw, str) else list(raw)
         try:
             return tuple(float(x) for x in items)
@@ -120,7 +181,7 @@ def validate(p: Params) -> None:
             raise bad(key, "must be <= 1")
     if p.endo_decay_s <= 0:
         raise bad("endo_decay_s", "must be > 0")
-    for key in ("lev_neutral", "lev_crowded", "lev_hedger"):
+    for key in LEV_MIXES:
         w = getattr(p, key)
         if len(w) != len(LEVERAGE_BUCKETS):
             raise bad(
