@@ -44,6 +44,8 @@ HELP = {
     "data": "Import, sync, download and inspect market data in the DuckDB store.",
     "run": "Replay a crash window and report how fund designs fare.",
     "compare": "Designs x events matrix: who survives which crash without ADL.",
+    "calibrate": "Reconstructed vs reported figures for a crash window, with sources.",
+    "sweep": "Sweep design (and model) parameters across events; capital frontier per design.",
 }
 
 
@@ -54,6 +56,8 @@ HELP = {
         "data": ("backtest.cli.data", "data"),
         "run": ("backtest.cli.run_cmd", "run"),
         "compare": ("backtest.cli.compare_cmd", "compare"),
+        "calibrate": ("backtest.cli.calibrate_cmd", "calibrate"),
+        "sweep": ("backtest.cli.sweep_cmd", "sweep"),
     },
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110},
 )
