@@ -9,6 +9,17 @@ from backtest.sweep.runner import make_payload
 from backtest.sweep.tasks import EventPayload, Plan, build_plan
 from tests.backtest.test_run_designs import FakeEvent, synthetic_inputs
 
+# The pre-calibration book (explicit leverage mixes, 25 % volume shares): the synthetic crash then
+# produces bad debt beyond its surplus, so designs both pass and fail on it.
+BOOK = {
+    "open_volume_share": "0.25",
+    "close_volume_share": "0.25",
+    "lev_neutral": ".10 .10 .15 .20 .20 .10 .08 .04 .02 .01",
+    "lev_crowded": ".04 .05 .08 .15 .20 .15 .15 .08 .06 .04",
+    "lev_hedger": ".35 .20 .20 .15 .05 .03 .02 0 0 0",
+}
+BOOK_SETS = tuple(f"{k}={v}" for k, v in BOOK.items())
+
 
 @pytest.fixture(scope="session")
 def syn_event() -> FakeEvent:
@@ -17,7 +28,7 @@ def syn_event() -> FakeEvent:
 
 @pytest.fixture(scope="session")
 def syn_payload(syn_event: FakeEvent) -> EventPayload:
-    return make_payload(syn_event, synthetic_inputs(), Params(), "binanceusdm")
+    return make_payload(syn_event, synthetic_inputs(), Params.from_overrides(BOOK), "binanceusdm")
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,7 @@ from backtest.sweep.runner import SweepSpec, execute, make_payload, make_tasks, 
 from backtest.sweep.store import SweepStore
 from backtest.sweep.tasks import KILL_ONCE_ENV, clear_cache
 from loaders.errors import UserError
+from tests.backtest.sweep.conftest import BOOK_SETS
 from tests.backtest.test_run_designs import FakeEvent, synthetic_inputs
 
 DESIGNS = ["static", "hedged"]
@@ -21,7 +22,7 @@ def small_sweep():
     axes = [parse_axis("static.capital_usd=1e3:1e6:log4", DESIGNS),
             parse_axis("hedged.capital_usd=1e4,1e8", DESIGNS),
             parse_axis("impact_y=0.5,1", DESIGNS)]
-    plan = plan_points(SweepSpec(DESIGNS, axes, ["syn"]))
+    plan = plan_points(SweepSpec(DESIGNS, axes, ["syn"], sets=BOOK_SETS))
     ev, inputs = FakeEvent(), synthetic_inputs()
     payloads = {("syn", mk): make_payload(ev, inputs, p, "binanceusdm") for mk, p in plan.model_sets.items()}
     return plan, payloads

@@ -63,7 +63,7 @@ def test_real_window_sweep_resumes_and_reports(archive_dir, tmp_path):
         "--design",
         "static",
         "--grid",
-        "static.capital_usd=1e8,1e10",
+        "static.capital_usd=1e3,1e10",
         "--events",
         "may2021",
         "--executor",

@@ -58,7 +58,7 @@ def test_fast_and_resumed_paths_equal_the_full_replay(syn_plan, design, values, 
     ref = run_design("syn", s, list(syn_plan.inputs), syn_plan.params, syn_plan.context,
                      snapshot=syn_plan.snapshot)
     assert_same(ev.result, ref)
-    assert (ev.fail_tick is None) == (ev.result.record["fund_paid_usd"] == ev.result.record["bad_debt_usd"])
+    assert (ev.fail_tick is None) == (float(np.sum(ev.result.series["fund_shortfall"])) == 0.0)
 
 
 def test_reference_path_without_resume_is_the_same(syn_plan):
@@ -101,13 +101,12 @@ def test_checkpoints_are_reused_and_bounded(syn_plan):
 
 
 def test_task_rows_carry_keys_and_metrics(syn_plan, syn_payload):
-    from backtest.engine.params import Params
     from backtest.sweep.tasks import _PLANS, params_hash
 
     pts = []
     for cap in (1e3, 1e9):
         s = spec("static", capital_usd=cap)
-        pts.append(Point(params_hash(s, Params()), s, "{}", "{}"))
+        pts.append(Point(params_hash(s, syn_plan.params), s, "{}", "{}"))
     _PLANS[syn_payload.key] = syn_plan
     rows = run_task(Task(syn_payload.key, "syn", "static", tuple(pts), 0, 0.04))
     assert [r["adl_free"] for r in rows] == [False, True]
