@@ -127,6 +127,8 @@ class SeriesResult:
     warning: str | None = None
     fetched: bool = True
     resumed_from: datetime | None = None
+    backward: bool = False  # the series was walked newest-first: resumed_from is where it continued down
+    venue_oldest: datetime | None = None  # oldest ts any reply carried (insurance history: reach of the API)
 
 
 @dataclass
@@ -263,6 +265,9 @@ def _sync_series(ctx: _Ctx, symbol: str, unified: str, dataset: str, spec: Datas
     if spec.snapshot_only:
         _sync_snapshot(ctx, symbol, unified, dataset, result, task)
         return
+    if spec.method == "insurance_history":
+        _INSURANCE_HISTORY[ctx.venue.id](ctx, symbol, unified, spec, start, end, result, task)
+        return
     period = ctx.venue.oi_period(timeframe) if dataset == "oi" else timeframe
     table, key = _series_key(ctx.venue, symbol, dataset, timeframe, period)
     if dataset == "funding":
@@ -337,6 +342,170 @@ def _sync_snapshot(ctx: _Ctx, symbol: str, unified: str, dataset: str, result: S
     result.pages, result.rows, result.fetched_rows = 1, new, frame.height
     result.first_ts, result.last_ts = frame["ts"][0], frame["ts"][-1]
     task(frame.height, 1)
+
+
+# -- insurance-fund history (okx, gate: implicit API, our own paging) ----------------------------
+def _okx_insurance(ctx: _Ctx, symbol: str, unified: str, spec: DatasetSpec, start: datetime, end: datetime,
+                   result: SeriesResult, task: Callable[[int, int], None]) -> None:
+    """Walk OKX ``public/insurance-fund`` backward from the window end with ``after`` (older than ts).
+
+    The venue answers newest first, so the walk goes down; each stored page logs the span it
+    covers completely, and a re-run skips covered spans (resume without gaps, whatever the order
+    of earlier runs). Several records can share a ts (a liquidation deposit and a regular update):
+    the store keeps one balance per ts, the first the venue lists (its newest).
+    """
+    market = ctx.ex.market(unified)
+    family = (market.get("info") or {}).get("instFamily") or (market.get("info") or {}).get("uly")
+    if not family:
+        raise SourceError(f"okx {symbol}: the market carries no instFamily; cannot ask for its "
+                          "insurance fund")
+    fund = f"SWAP:{family}"
+    what, source, log_ds = f"okx {symbol} insurance", "ccxt:okx", f"insurance_fund:{fund}"
+    limit = min(spec.page_max, ctx.page_limit or spec.page_max)
+    start_ms, end_ms = _ms(start), _ms(end)
+    covered = _covered_spans(ctx.store, source, log_ds, start, end)
+    result.backward = True
+    cursor, oldest_full_page = end_ms, None
+    while cursor > start_ms:
+        skip = min((lo for lo, hi in covered if lo < cursor <= hi), default=None)
+        if skip is not None:
+            cursor = skip
+            result.resumed_from = _dt(cursor)
+            continue
+        params = {"instType": "SWAP", "instFamily": family, "limit": str(limit), "after": str(cursor)}
+        raw = _retry(ctx, what, ctx.ex.publicGetPublicInsuranceFund, params)
+        details = [d for entry in raw.get("data") or [] for d in entry.get("details") or []]
+        if not details:
+            break  # nothing older than the cursor
+        page_oldest = min(int(d["ts"]) for d in details)
+        _note_oldest(result, page_oldest)
+        full = len(details) >= limit
+        lo = max(page_oldest if full else start_ms, start_ms)
+        rows = [(int(d["ts"]), d.get("ccy") or market["settleId"], d["balance"]) for d in details
+                if start_ms <= int(d["ts"]) < min(cursor, end_ms)]
+        frame = _insurance_frame("okx", fund, rows)
+        if frame.height:
+            result.rows += _store_history_page(ctx.store, frame, ctx.replace, source=source, dataset=log_ds,
+                                               item=what, covered=(lo, cursor))
+            result.pages += 1
+            result.fetched_rows += frame.height
+            result.first_ts = frame["ts"][0]
+            result.last_ts = result.last_ts or frame["ts"][-1]
+            task(frame.height, 1)
+        if not full:
+            oldest_full_page = page_oldest
+            break
+        if page_oldest >= cursor:
+            raise SyncInterrupted(f"{what}: the venue returned rows not older than `after`; stopped to avoid "
+                                  "looping", ctx.report)
+        cursor = page_oldest
+    if result.fetched_rows == 0 and result.resumed_from is None and result.venue_oldest is None:
+        # Nothing older than the window end: ask for the newest page once, to say where history starts.
+        raw = _retry(ctx, what, ctx.ex.publicGetPublicInsuranceFund,
+                     {"instType": "SWAP", "instFamily": family, "limit": str(limit)})
+        for d in (d for entry in raw.get("data") or [] for d in entry.get("details") or []):
+            _note_oldest(result, int(d["ts"]))
+    _history_warnings(result, "okx", start, end, reach=oldest_full_page)
+
+
+def _gate_insurance(ctx: _Ctx, symbol: str, unified: str, spec: DatasetSpec, start: datetime, end: datetime,
+                    result: SeriesResult, task: Callable[[int, int], None]) -> None:
+    """Gate ``futures/{settle}/insurance``: the newest ``limit`` rows ``{t: s, b}``, no time filter.
+
+    One request at the largest limit is all the venue offers; rows of the window are stored, and a
+    window older than the reply reaches is reported, not returned empty.
+    """
+    market = ctx.ex.market(unified)
+    settle = market["settleId"]  # "usdt"
+    fund, currency = f"futures-{settle}", settle.upper()
+    what, source, log_ds = f"gate {symbol} insurance", "ccxt:gate", f"insurance_fund:{fund}"
+    limit = min(spec.page_max, ctx.page_limit or spec.page_max)
+    start_ms, end_ms = _ms(start), _ms(end)
+    raw = _retry(ctx, what, ctx.ex.publicFuturesGetSettleInsurance, {"settle": settle, "limit": limit})
+    got = [(int(r["t"]) * 1000, r["b"]) for r in raw or []]
+    for ts, _ in got:
+        _note_oldest(result, ts)
+    full = len(got) >= limit
+    rows = [(ts, currency, b) for ts, b in got if start_ms <= ts < end_ms]
+    frame = _insurance_frame("gate", fund, rows)
+    if frame.height:
+        lo = max(_ms(result.venue_oldest) if full else start_ms, start_ms)
+        result.rows = _store_history_page(ctx.store, frame, ctx.replace, source=source, dataset=log_ds,
+                                          item=what, covered=(lo, end_ms))
+        result.pages, result.fetched_rows = 1, frame.height
+        result.first_ts, result.last_ts = frame["ts"][0], frame["ts"][-1]
+        task(frame.height, 1)
+    reach = _ms(result.venue_oldest) if full and result.venue_oldest else None
+    _history_warnings(result, "gate", start, end, reach=reach,
+                      why=f"gate serves only its newest {limit} rows, no time filter" if full else None)
+
+
+def _note_oldest(result: SeriesResult, ts_ms: int) -> None:
+    ts = _dt(ts_ms)
+    if result.venue_oldest is None or ts < result.venue_oldest:
+        result.venue_oldest = ts
+
+
+def _history_warnings(result: SeriesResult, venue: str, start: datetime, end: datetime, *,
+                      reach: int | None, why: str | None = None) -> None:
+    """Say so when the venue had nothing for the window, or history that stops inside it."""
+    window = f"{start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M}"
+    if result.fetched_rows == 0 and result.resumed_from is None:
+        oldest = (f"; the oldest ts it returned is {result.venue_oldest:%Y-%m-%d %H:%M}"
+                  if result.venue_oldest else "; it returned no rows at all")
+        result.warning = (f"{venue} returned no insurance history for the window {window}{oldest}"
+                          + (f" ({why})" if why else ""))
+    elif reach is not None and _dt(reach) > start and result.resumed_from is None:
+        result.warning = (f"{venue} returned insurance history back to {_dt(reach):%Y-%m-%d %H:%M} only; "
+                          f"nothing earlier in the window {window}" + (f" ({why})" if why else ""))
+
+
+def _insurance_frame(venue: str, fund: str, rows: list[tuple[int, str, Any]]) -> pl.DataFrame:
+    """(ts ms, currency, balance) rows -> insurance_fund frame, one per ts (the first given), ascending."""
+    seen: set[tuple[int, str]] = set()
+    unique = []
+    for ts, ccy, bal in rows:
+        if (ts, ccy) not in seen:
+            seen.add((ts, ccy))
+            unique.append((ts, ccy, bal))
+    return pl.DataFrame(
+        {"venue": [venue] * len(unique), "fund": [fund] * len(unique), "currency": [r[1] for r in unique],
+         "ts": [_dt(r[0]) for r in unique], "balance": [float(r[2]) for r in unique]},
+        schema={"venue": pl.String, "fund": pl.String, "currency": pl.String, "ts": pl.Datetime("us"),
+                "balance": pl.Float64},
+    ).sort("ts")
+
+
+def _store_history_page(store: Store, frame: pl.DataFrame, replace: bool, *, source: str, dataset: str,
+                        item: str, covered: tuple[int, int]) -> int:
+    """Upsert one insurance-history page and log it in one transaction.
+
+    The log record's ``first_ts``/``last_ts`` are the span ``[first_ts, last_ts)`` the page covers
+    completely (every venue row in it is stored), which is what a later run may skip.
+    """
+    lo, hi = _dt(covered[0]), _dt(covered[1])
+    canonical = json.dumps([f"{lo:%Y-%m-%dT%H:%M:%S.%f}", f"{hi:%Y-%m-%dT%H:%M:%S.%f}",
+                            frame.with_columns(pl.col("ts").dt.strftime("%Y-%m-%dT%H:%M:%S%.f")).rows()],
+                           separators=(",", ":"))
+    sha = hashlib.sha256(canonical.encode()).hexdigest()
+    with store.transaction():
+        new = store.upsert("insurance_fund", frame, on_conflict="replace" if replace else "error",
+                           source=f"{source} {item} page {frame['ts'][0]:%Y-%m-%dT%H:%M}")
+        store.log_ingest(source=source, dataset=dataset, sha256=sha,
+                         item=f"{item} covers {lo:%Y-%m-%dT%H:%M:%S}..{hi:%Y-%m-%dT%H:%M:%S}",
+                         rows=frame.height, first_ts=lo, last_ts=hi)
+    return new
+
+
+def _covered_spans(store: Store, source: str, dataset: str, start: datetime,
+                   end: datetime) -> list[tuple[int, int]]:
+    """Spans earlier insurance-history pages covered completely, overlapping ``[start, end]``, in ms."""
+    frame = store.query("SELECT first_ts, last_ts FROM ingest_log WHERE source = ? AND dataset = ? "
+                        "AND last_ts >= ? AND first_ts < ?", [source, dataset, start, end])
+    return [(_ms(lo), _ms(hi)) for lo, hi in frame.rows()]
+
+
+_INSURANCE_HISTORY: dict[str, Callable[..., None]] = {"okx": _okx_insurance, "gate": _gate_insurance}
 
 
 # -- single-page calls -----------------------------------------------------------------------

@@ -204,8 +204,11 @@ OKX = Venue(
         "oi": DatasetSpec("fetch_open_interest_history", 100, anchored_at_start=False,
                           periods=("5m", "1h", "1d"),
                           note="rubik open-interest-history, short retention (verify)"),
-        "insurance": DatasetSpec(None, note="the venue serves history (publicGetPublicInsuranceFund, "
-                                            "before/after, limit 100) but this loader does not fetch it yet"),
+        # public/insurance-fund: instType SWAP + instFamily, newest first, `after` = older than ts,
+        # `before` = newer than ts, limit <= 100. How far back it reaches is undocumented (verify).
+        "insurance": DatasetSpec("insurance_history", 100, anchored_at_start=False,
+                                 note="insurance-fund history (public/insurance-fund, per instFamily); "
+                                      "depth not documented (verify)"),
     },
     notes=("liquidation orders (public/liquidation-orders) ~7 days, undeclared in ccxt",),
 )
@@ -214,7 +217,9 @@ GATE = Venue(
     id="gate",
     title="Gate USDT futures",
     timeframes=("1m", "5m", "15m", "1h", "4h", "8h", "1d"),
-    ccxt_options={"fetchMarkets": {"types": ["swap"]}},
+    # swap markets settled in USDT only: one GET /futures/usdt/contracts
+    ccxt_options={"fetchMarkets": {"types": ["swap"]},
+                  "swap": {"fetchMarkets": {"settlementCurrencies": ["usdt"]}}},
     datasets={
         "last": DatasetSpec("fetch_ohlcv", 1000, anchored_at_start=False, note="from/to in seconds"),
         "mark": DatasetSpec("fetch_mark_ohlcv", 1000, anchored_at_start=False, note="mark_<contract>"),
@@ -224,9 +229,11 @@ GATE = Venue(
         "oi": DatasetSpec("fetch_open_interest_history", 100, anchored_at_start=False,
                           periods=("5m", "15m", "30m", "1h", "4h", "1d"),
                           note="contract_stats, retention not documented (verify)"),
-        "insurance": DatasetSpec(None, note="the venue serves history (publicFuturesGetSettleInsurance, "
-                                            "newest `limit` rows, no time filter) but this loader does not "
-                                            "fetch it yet"),
+        # futures/{settle}/insurance: the newest `limit` rows {t: s, b: balance}, no time filter, so
+        # a window older than `limit` rows back cannot be reached (reported, not returned empty).
+        "insurance": DatasetSpec("insurance_history", 1000, anchored_at_start=False,
+                                 note="insurance-fund history (futures/usdt/insurance): newest rows only, "
+                                      "no time filter; limit maximum 1000 (verify)"),
     },
     notes=("public liquidation orders via fetchLiquidations (ccxt sends ms where gate wants s: verify)",),
 )

@@ -304,3 +304,110 @@ class BybitEmulator:
     def _insurance(self, q: dict[str, str], _b: bytes) -> Any:
         pools = [p for p in self.insurance if p["coin"] == q.get("coin", p["coin"])]
         return self._ok({"updatedTime": str(self.now_ms), "list": pools})
+
+
+# -- OKX v5 ---------------------------------------------------------------------------------------
+def okx_swap_market(family: str, settle: str = "USDT") -> dict[str, Any]:
+    """One ``public/instruments?instType=SWAP`` entry of a linear perpetual (the fields ccxt reads)."""
+    base, quote = family.split("-")
+    return {
+        "alias": "", "baseCcy": "", "category": "1", "ctMult": "1", "ctType": "linear", "ctVal": "0.01",
+        "ctValCcy": base, "expTime": "", "instFamily": family, "instId": f"{family}-SWAP", "instType": "SWAP",
+        "lever": "100", "listTime": "1573557408000", "lotSz": "0.01", "maxLmtSz": "100000000",
+        "maxMktSz": "12000", "minSz": "0.01", "optType": "", "quoteCcy": "", "settleCcy": settle,
+        "state": "live", "stk": "", "tickSz": "0.1", "uly": f"{base}-{quote}",
+    }
+
+
+class OkxEmulator:
+    """``www.okx.com`` v5: public/instruments (SWAP) and public/insurance-fund.
+
+    ``insurance[instFamily]`` is a list of ``details[]`` records ``{ts: ms, balance, amt, type, ccy}``.
+    Served like the venue documents it: newest first; ``after`` = records older than ts, ``before`` =
+    newer than ts (both exclusive); the newest ``limit`` (default and maximum 100) of what remains.
+    """
+
+    HOST = "/www.okx.com"
+
+    def __init__(self, *, markets: Sequence[dict[str, Any]] | None = None,
+                 insurance: dict[str, list[dict[str, Any]]] | None = None) -> None:
+        self.markets = list(markets or [okx_swap_market("BTC-USDT"), okx_swap_market("ETH-USDT")])
+        self.insurance = {k: sorted(v, key=lambda r: -int(r["ts"])) for k, v in (insurance or {}).items()}
+
+    def mount(self, server: LoopbackServer) -> None:
+        server.routes[("GET", f"{self.HOST}/api/v5/public/instruments")] = self._instruments
+        server.routes[("GET", f"{self.HOST}/api/v5/public/insurance-fund")] = self._insurance
+
+    @staticmethod
+    def _ok(data: list[Any]) -> dict[str, Any]:
+        return {"code": "0", "msg": "", "data": data}
+
+    @staticmethod
+    def _error(code: str, msg: str) -> tuple[int, dict[str, Any]]:
+        return 400, {"code": code, "msg": msg, "data": []}
+
+    def _instruments(self, q: dict[str, str], _b: bytes) -> Any:
+        if q.get("instType") != "SWAP":
+            return self._error("51000", "this emulator serves instType=SWAP only")
+        return self._ok(self.markets)
+
+    def _insurance(self, q: dict[str, str], _b: bytes) -> Any:
+        if q.get("instType") != "SWAP" or not q.get("instFamily"):
+            return self._error("51000", "Parameter instType or instFamily error")
+        limit = int(q.get("limit", 100))
+        if not 1 <= limit <= 100:
+            return self._error("51000", "Parameter limit error")
+        rows = self.insurance.get(q["instFamily"], [])
+        if "after" in q:
+            rows = [r for r in rows if int(r["ts"]) < int(q["after"])]
+        if "before" in q:
+            rows = [r for r in rows if int(r["ts"]) > int(q["before"])]
+        details = [{"adlType": "", "maxBal": "", "maxBalTs": "", "decRate": "", **r, "ts": str(r["ts"])}
+                   for r in rows[:limit]]
+        total = details[0]["balance"] if details else "0"
+        return self._ok([{"details": details, "instFamily": q["instFamily"], "instType": "SWAP",
+                          "total": total}])
+
+
+# -- Gate v4 ---------------------------------------------------------------------------------------
+def gate_contract(name: str) -> dict[str, Any]:
+    """One ``futures/usdt/contracts`` entry of a USDT perpetual."""
+    return {
+        "name": name, "type": "direct", "quanto_multiplier": "0.0001", "mark_price_round": "0.01",
+        "order_price_round": "0.1", "leverage_min": "1", "leverage_max": "100", "maintenance_rate": "0.005",
+        "mark_type": "index", "funding_interval": 28800, "order_size_min": 1, "order_size_max": 1000000,
+        "in_delisting": False, "status": "trading", "create_time": 1573557408, "launch_time": 1573557408,
+        "maker_fee_rate": "-0.00025", "taker_fee_rate": "0.00075", "funding_rate": "0.0001",
+        "mark_price": "60000", "index_price": "60000", "last_price": "60000", "contract_type": "",
+    }
+
+
+class GateEmulator:
+    """``api.gateio.ws`` v4: spot/currencies, futures/usdt/contracts and futures/usdt/insurance.
+
+    ``insurance`` rows ``{t: seconds, b: balance}``; the venue takes no time filter, only ``limit``
+    (default 100, maximum 1000 assumed), and answers the newest ``limit`` rows, newest first.
+    """
+
+    HOST = "/api.gateio.ws"
+
+    def __init__(self, *, contracts: Sequence[dict[str, Any]] | None = None,
+                 insurance: list[dict[str, Any]] | None = None) -> None:
+        self.contracts = list(contracts or [gate_contract("BTC_USDT"), gate_contract("ETH_USDT")])
+        self.insurance = sorted(insurance or [], key=lambda r: -int(r["t"]))
+
+    def mount(self, server: LoopbackServer) -> None:
+        # ccxt's gate load_markets also loads the currency list (public spot/currencies)
+        server.routes[("GET", f"{self.HOST}/api/v4/spot/currencies")] = [
+            {"currency": "USDT", "name": "Tether", "delisted": False, "withdraw_disabled": False,
+             "withdraw_delayed": False, "deposit_disabled": False, "trade_disabled": False,
+             "chains": [{"name": "ETH", "addr": "", "withdraw_disabled": False, "withdraw_delayed": False,
+                         "deposit_disabled": False}]}]
+        server.routes[("GET", f"{self.HOST}/api/v4/futures/usdt/contracts")] = self.contracts
+        server.routes[("GET", f"{self.HOST}/api/v4/futures/usdt/insurance")] = self._insurance
+
+    def _insurance(self, q: dict[str, str], _b: bytes) -> Any:
+        limit = int(q.get("limit", 100))
+        if not 1 <= limit <= 1000:
+            return 400, {"label": "INVALID_PARAM_VALUE", "message": "limit out of range"}
+        return self.insurance[:limit]
