@@ -42,7 +42,8 @@ def _when(option: str, value: str) -> datetime:
               help="ccxt venue id: binanceusdm, bybit, okx, gate.  [default: the event's first venue, "
                    "else binanceusdm]")
 @click.option("--symbols", default=None, metavar="LIST",
-              help="Comma-separated exchange-native ids, e.g. BTCUSDT,ETHUSDT.  [default: the event's]")
+              help="Comma-separated exchange-native ids, e.g. BTCUSDT,ETHUSDT (okx BTC-USDT-SWAP, gate "
+                   "BTC_USDT).  [default: the event's]")
 @click.option("--datasets", default=None, metavar="LIST",
               help=f"Comma-separated datasets from {DATASET_NAMES}.  [default: all of them; what the venue "
                    "cannot serve is reported and skipped]")
@@ -62,12 +63,13 @@ def _when(option: str, value: str) -> datetime:
 def sync(event_id: str | None, venue: str | None, symbols: str | None, datasets: str | None, timeframe: str,
          since: str | None, until: str | None, retries: int, backoff: float, replace: bool, db: str | None,
          events_file: str | None, quiet: bool) -> None:
-    """Fetch a window's candles, funding and open interest through ccxt.
+    """Fetch a window's candles, funding, open interest and insurance-fund balances through ccxt.
 
     Pages through each dataset with explicit since/until windows and stores every page in its own
     transaction, so an interrupted sync keeps whole pages and re-running the same command resumes
-    where it stopped. History a venue no longer keeps (Binance OI: 30 days) or never served
-    (insurance-fund history on Binance/Bybit) is reported as a warning, not returned empty.
+    where it stopped. Insurance-fund history comes from okx (per instFamily) and gate (futures-usdt);
+    Binance/Bybit serve a current snapshot only. History a venue no longer keeps (Binance OI: 30 days),
+    never served, or simply did not return for the window is reported as a warning, not left silent.
     """
     from loaders.ccxt_source import make_exchange
     from loaders.ccxt_source import sync as run_sync
@@ -111,7 +113,8 @@ def sync(event_id: str | None, venue: str | None, symbols: str | None, datasets:
     for r in report.results:
         if r.fetched:
             span = f"{r.first_ts:%Y-%m-%d %H:%M} .. {r.last_ts:%Y-%m-%d %H:%M}" if r.first_ts else "-"
-            resumed = f", resumed after {r.resumed_from:%Y-%m-%d %H:%M}" if r.resumed_from else ""
+            where = "below" if r.backward else "after"  # insurance history is walked newest-first
+            resumed = f", resumed {where} {r.resumed_from:%Y-%m-%d %H:%M}" if r.resumed_from else ""
             click.echo(f"{r.venue} {r.symbol} {r.dataset}: {r.rows} new rows ({r.fetched_rows} fetched, "
                        f"{r.pages} pages{resumed}) {span}")
         if r.warning:
