@@ -67,8 +67,7 @@ def test_insurance_snapshot_and_unserved_datasets_are_reported() -> None:
     with pytest.raises(NotServedError, match="bybit publishes only a current insurance-fund snapshot"):
         retained_window(BYBIT, "insurance", datetime(2021, 5, 1), datetime(2021, 6, 1), NOW)
     assert retained_window(BYBIT, "insurance", NOW - timedelta(days=1), NOW, NOW)[1] is None
-    with pytest.raises(NotServedError, match="okx insurance: the venue serves history .* does not fetch it"):
-        OKX.spec("insurance")
+    assert OKX.spec("insurance").method == "insurance_history"  # okx serves history and it is fetched
 
 
 def test_unknown_names_list_choices() -> None:
