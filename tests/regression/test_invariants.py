@@ -54,9 +54,13 @@ def test_adl_only_when_bad_debt_is_uncovered(recorded, event_id: str) -> None:
                 assert np.all(uncovered <= bad + 1e-9 * np.maximum(bad, 1.0)), (design, sym, side)
 
 
-@pytest.mark.parametrize("event_id", EVENTS)
+@pytest.mark.parametrize("event_id", ("may2021", "luna2022"))
 def test_deterministic(recorded, event_id: str) -> None:
-    """A second, independent full replay (own warm-up) of ``none`` is bit-identical."""
+    """A second, independent full replay (own warm-up) of ``none`` is bit-identical.
+
+    Two windows (a 1m-crash-day one and a 1h one) keep the suite fast; the fingerprints of all
+    six windows would catch nondeterminism elsewhere as a moved hash.
+    """
     from backtest.engine.api import run_event
 
     runs = recorded(event_id)
