@@ -39,14 +39,18 @@ SQRT_4LN2 = math.sqrt(4.0 * math.log(2.0))
 
 INTERPRETATIONS = {
     # choices MODEL.md now states explicitly (kept here so a spec change shows up as a test change)
-    "triggered_this_bar": "a cohort for which a liquidation stage fired in the bar (even one closing 0) is "
-                          "excluded from ADL, socialized loss and absorption in that bar (§7)",
+    "counterparties": "every alive cohort of side -S is a counterparty (ADL, socialized loss, absorption), "
+                      "including the remainder of a cohort partially liquidated in the same bar (§7)",
     "prune": "prune threshold = prune_frac x side total Q after the bar's closes and opens, computed once; "
              "after any prune the bigger side closes |Q_long - Q_short| pro rata at mark_close (§4.10)",
+    "dust": "a close of >= (1 - 1e-12) of what it closes from closes all of it (absorption, ADL's last "
+            "cohort, voluntary close share, rebalance); ADL stops at 1e-12 x q_adl; |flow| <= 1e-12 x "
+            "(X_long + X_short) is 0 (§5.5)",
+    "bankrupt_tol": "a piece is bankrupt for the ADL only if E < -1e-9 x q x PF; its bad debt counts either "
+                    "way; no ADL-bankrupt piece -> the uncovered loss is unrecovered (§5.4, §7.1)",
+    "lp_excess": "the outside LP crosses min(e_long, e_short): equal up to rounding (§7.3)",
     # choices MODEL.md leaves open
     "adl_flow": "market flow (§9) subtracts the quantity ADL actually closed (filled), not the target q_adl",
-    "lp_excess": "§7.3 assumes equal excess on both sides; when they differ (a spec gap: triggered "
-                 "remainders do not absorb) the outside LP crosses min(e_long, e_short)",
     "pay_only_bad_debt": "fund.pay is called only for a (symbol, side) with bad debt > 0",
     "window_tick": "a window tick is a clock tick where some symbol's in-window bar opens",
     "active_bar": "the bar active at a tick is the latest bar opened at or before it (forward fill)",
@@ -80,7 +84,6 @@ class Cohort:
     w: float  # margin per unit of quantity
     tier: int  # 0-based bracket index
     lev: float
-    liquidated_bar: int = -1  # last bar in which a liquidation stage fired
 
     @property
     def alive(self) -> bool:
@@ -132,25 +135,14 @@ class BarRecord:
     unrec: list[float] = field(default_factory=lambda: [0.0, 0.0])
     p_abs: list[float] = field(default_factory=lambda: [0.0, 0.0])
     excess: list[float] = field(default_factory=lambda: [0.0, 0.0])  # §7.3 need beyond the absorbers
-    knife_edges: int = 0  # closes whose whole-vs-partial outcome turns on the last bits (see KNIFE_EDGE)
-    zero_leftovers: int = 0  # liquidated pieces whose leftover E is 0 to 1e-9 of their notional
-    dust: int = 0  # pieces and cohorts left after the bar worth less than DUST_USD
     flow: float = 0.0
     oi: float = 0.0
     q_long: float = 0.0  # side totals after the bar (state dump for the Q-balance check)
     q_short: float = 0.0
 
 
-KNIFE_EDGE = 1e-9
-DUST_USD = 1e-6  # a cohort or piece worth less is rounding dust (e.g. 1e-16 of a cohort left by a close)
-
-
-def _knife_edge(a: float, b: float) -> bool:
-    """True when a and b (a quantity to close and what is there to close it from) agree to 1e-9
-    relative: whether a cohort closes whole or leaves a dust remnant of ~1e-16 of its Q then depends
-    on rounding, which differs between any two correct implementations. A dust remnant later counts
-    as a pruned cohort or a liquidation piece, so such runs can differ in those counts (not in USD)."""
-    return a > 0.0 and b > 0.0 and abs(a - b) <= KNIFE_EDGE * max(a, b)
+DUST_REL = 1e-12  # MODEL §5.5: a close of >= (1 - DUST_REL) of what it closes from closes all of it
+BANKRUPT_TOL = 1e-9  # MODEL §5.4: bankrupt for the ADL only if E < -BANKRUPT_TOL x q x PF
 
 
 def _si(side: int) -> int:
@@ -225,7 +217,6 @@ class SymbolBook:
                     if not mark_high >= lp:
                         break
                     trigger = max(lp, mark_open)
-                c.liquidated_bar = t
                 if c.tier == 0:
                     pieces.append(Piece(c, c.q, trigger, c.qa))
                     c.q = 0.0
@@ -248,10 +239,6 @@ class SymbolBook:
             c, i = pc.cohort, _si(pc.cohort.side)
             pc.fill = pc.trigger * (1.0 - impact[0]) if c.side == LONG else pc.trigger * (1.0 + impact[1])
             leftover = pc.q * c.equity_per_unit(pc.fill)
-            if abs(leftover) <= KNIFE_EDGE * pc.q * pc.fill:
-                rec.zero_leftovers += 1
-            if pc.q * pc.fill < DUST_USD:
-                rec.dust += 1
             rec.liq_usd[i] += pc.q * pc.fill
             rec.events[i] += 1.0
             rec.accounts[i] += pc.q / pc.qa_before
@@ -264,11 +251,11 @@ class SymbolBook:
                     rec.surplus[i] += to_fund
                     self.withdrawals += leftover - to_fund
             else:
-                bp = c.bankruptcy_price()
                 rec.bad[i] += -leftover
-                rec.qb[i] += pc.q
-                rec.qb_bp[i] += pc.q * bp
-                rec.qb_pf[i] += pc.q * pc.fill
+                if leftover < -BANKRUPT_TOL * pc.q * pc.fill:  # bankrupt for the ADL (§5.4)
+                    rec.qb[i] += pc.q
+                    rec.qb_bp[i] += pc.q * c.bankruptcy_price()
+                    rec.qb_pf[i] += pc.q * pc.fill
         self.pieces = pieces
 
     def impact(self, sigma: float, volume: float, x: float) -> float:
@@ -279,9 +266,6 @@ class SymbolBook:
         return min(self.p.impact_cap, self.p.impact_y * sigma * math.sqrt(x / volume))
 
     # ---- steps 6-10
-    def not_liquidated(self, side: int, t: int) -> list[Cohort]:
-        return [c for c in self.alive(side) if c.liquidated_bar != t]
-
     def adl(self, t: int, s_liq: int, loss: float) -> tuple[float, float]:
         """§7.1: the winners of side -S close at the pieces' bankruptcy price. Returns (filled, VWAP_b)."""
         rec, i = self.records[t], _si(s_liq)
@@ -290,7 +274,7 @@ class SymbolBook:
         p_adl = rec.qb_bp[i] / rec.qb[i]
         vwap_b = rec.qb_pf[i] / rec.qb[i]
         ranked = []
-        for c in self.not_liquidated(-s_liq, t):
+        for c in self.alive(-s_liq):
             u = c.side * (p_adl - c.ep)
             if u > 0.0:
                 pnl_pct = u / max(c.w, 1e-9 * c.ep)
@@ -299,11 +283,11 @@ class SymbolBook:
         ranked.sort(key=lambda r: (r[0], r[1]))
         filled = 0.0
         for _, _, c in ranked:
-            if filled >= q_adl:
+            rest = q_adl - filled
+            if rest <= DUST_REL * q_adl:  # §5.5: nothing left but dust
                 break
-            a = min(c.q, q_adl - filled)
-            if _knife_edge(c.q, q_adl - filled):
-                rec.knife_edges += 1
+            whole = c.q * (1.0 - DUST_REL) <= rest  # §5.5: the last cohort closes whole within dust
+            a = c.q if whole else rest
             self.close(c, a, p_adl, fee=False)  # ADL: no trading fee (MECHANICS §1.6)
             filled += a
         haircut = filled * abs(p_adl - vwap_b)
@@ -319,7 +303,7 @@ class SymbolBook:
         rec, i = self.records[t], _si(s_liq)
         mark_close = self.bar(t, B_MCLOSE)
         winners = []
-        for c in self.not_liquidated(-s_liq, t):
+        for c in self.alive(-s_liq):
             profit = c.q * c.side * (mark_close - c.ep)
             if profit > 0.0:
                 winners.append((c, profit))
@@ -345,32 +329,34 @@ class SymbolBook:
             loss = rec.uncovered[i]
             filled, vwap_b = 0.0, 0.0
             if loss > 0.0:
-                if self.p.waterfall == "adl":
-                    filled, vwap_b = self.adl(t, s_liq, loss)
-                else:
+                if self.p.waterfall == "socialized":
                     self.socialize(t, s_liq, loss)
+                elif rec.qb[i] > 0.0:
+                    filled, vwap_b = self.adl(t, s_liq, loss)
+                else:  # §7.1: no piece bankrupt for the ADL, the uncovered loss stays with the venue
+                    rec.unrec[i] = loss
+                    self.unrec += loss
             need = rec.x[i] - filled
             if need <= 0.0:
                 continue
             p_abs = (rec.liq_usd[i] - filled * vwap_b) / need
             rec.p_abs[i] = p_abs
-            takers = self.not_liquidated(-s_liq, t)
+            takers = self.alive(-s_liq)  # §7.3: every alive cohort, also a partially liquidated one
             avail = 0.0
             for c in takers:
                 avail += c.q
-            share = min(1.0, need / avail) if avail > 0.0 else 0.0
-            if _knife_edge(need, avail):
-                rec.knife_edges += 1
-            if share > 0.0:
-                for c in takers:
-                    self.close(c, c.q if share >= 1.0 else c.q * share, p_abs)
+            whole = need >= avail * (1.0 - DUST_REL)  # §5.5: the need takes the whole side
+            for c in takers:
+                self.close(c, c.q if whole else c.q * (need / avail), p_abs)
             if need > avail:
                 excess[i] = need - avail
         rec.excess = excess
         if excess[0] > 0.0 and excess[1] > 0.0:
             e = min(excess[0], excess[1])
             self.lp_pnl += e * (rec.p_abs[1] - rec.p_abs[0])
-        rec.flow = (rec.x[1] - rec.adl_q[1]) - (rec.x[0] - rec.adl_q[0])
+        flow = (rec.x[1] - rec.adl_q[1]) - (rec.x[0] - rec.adl_q[0])
+        dust = DUST_REL * (rec.x[0] + rec.x[1])
+        rec.flow = 0.0 if abs(flow) <= dust else flow  # §5.5
 
     def book_flows(self, t: int) -> None:
         """§6: voluntary closes, opens, then prune (§4.10), all at mark_close."""
@@ -379,6 +365,8 @@ class SymbolBook:
         vusd = float(self.inp.bars[t, B_VUSD])
         oi = self.side_q(LONG) * mark_close
         c_share = min(p.close_cap, p.close_volume_share * vusd / oi) if oi > 0.0 else 0.0
+        if c_share >= 1.0 - DUST_REL:  # §5.5
+            c_share = 1.0
         if c_share > 0.0:
             for c in self.alive():
                 self.close(c, c_share * c.q, mark_close)
@@ -392,7 +380,6 @@ class SymbolBook:
         self.prune(mark_close)
         rec.q_long, rec.q_short = self.side_q(LONG), self.side_q(SHORT)
         rec.oi = rec.q_long * mark_close
-        rec.dust += sum(1 for c in self.alive() if c.q * mark_close < DUST_USD)
 
     def open(self, t: int, n_open: float, price: float) -> None:
         p = self.p
@@ -435,8 +422,9 @@ class SymbolBook:
             total = max(q_long, q_short)
             diff = abs(q_long - q_short)
             if diff > 0.0 and total > 0.0:
+                share = diff / total
                 for c in self.alive(big):
-                    self.close(c, diff / total * c.q, price)
+                    self.close(c, c.q if share >= 1.0 - DUST_REL else share * c.q, price)  # §5.5
 
     def open_equity(self) -> float:
         mark = self.bar(self.inp.n - 1, B_MCLOSE)
@@ -721,12 +709,11 @@ def _numbers(x: Any) -> list[float] | None:
 COUNT_KEYS = ("bars", "cohorts", "liq_count", "pruned_cohorts")  # integers: compared exactly
 
 
-def compare_results(fast: Result, ref: Result, *, rel: float = 1e-9, floor: float | None = None,
-                    counts: bool = True) -> list[str]:
-    """Every metric, per-symbol figure and per-bar series of two results. Counts must be equal (unless
-    ``counts`` is False: see ``knife_edges``); other values agree within ``rel`` relative or an
-    absolute floor for values near 0: ``floor`` (default 1e-9 x traded notional) for scalars, for a
-    series ``rel`` x its largest magnitude or 1e-12 x traded notional. Returns the mismatches as text."""
+def compare_results(fast: Result, ref: Result, *, rel: float = 1e-9, floor: float | None = None) -> list[str]:
+    """Every metric, per-symbol figure and per-bar series of two results. Counts must be equal; other
+    values agree within ``rel`` relative or an absolute floor for values near 0: ``floor`` (default
+    1e-9 x traded notional) for scalars, for a series ``rel`` x its largest magnitude or 1e-12 x traded
+    notional. Returns the mismatches as text."""
     traded = max(abs(float(ref.record["traded_usd"])), 1.0)
     if floor is None:
         floor = 1e-9 * traded
@@ -749,15 +736,13 @@ def compare_results(fast: Result, ref: Result, *, rel: float = 1e-9, floor: floa
         if key not in fast.record:
             bad.append(f"record key {key} missing in the fast result")
             continue
-        if counts or key not in COUNT_KEYS:
-            check(key, fast.record[key], value, floor, key in COUNT_KEYS)
+        check(key, fast.record[key], value, floor, key in COUNT_KEYS)
     if set(fast.per_symbol) != set(ref.per_symbol):
         bad.append(f"symbols differ: {sorted(fast.per_symbol)} vs {sorted(ref.per_symbol)}")
     for sym, fig in ref.per_symbol.items():
         for key, value in fig.items():
             got = fast.per_symbol.get(sym, {}).get(key, math.inf)
-            if counts or key not in COUNT_KEYS:
-                check(f"{sym}.{key}", got, value, floor, key in COUNT_KEYS)
+            check(f"{sym}.{key}", got, value, floor, key in COUNT_KEYS)
     for key, values in ref.series.items():
         if key not in fast.series:
             bad.append(f"series {key} missing in the fast result")
@@ -778,9 +763,9 @@ def compare_results(fast: Result, ref: Result, *, rel: float = 1e-9, floor: floa
 def unequal_excess_bars(run: ReferenceRun, rel: float = 1e-9) -> list[tuple[str, int]]:
     """Bars where §7.3's premise fails: the long and short excess (need beyond the absorbers) differ.
 
-    MODEL §7.3 excludes cohorts triggered this bar from absorbing; their surviving remainders then
-    make the two excesses unequal, and long Q = short Q (hence conservation) breaks. Tests use this
-    to tell that known spec gap apart from any other failure.
+    Since every alive cohort absorbs (triggered remainders too), e_long = X_long + X_short - Q = e_short
+    whenever long Q = short Q before the bar; the tests assert this list is empty. (When triggered
+    remainders were excluded, unequal excess broke long Q = short Q and conservation.)
     """
     out = []
     for sym, book in run.books.items():
@@ -789,18 +774,3 @@ def unequal_excess_bars(run: ReferenceRun, rel: float = 1e-9) -> list[tuple[str,
             if abs(rec.excess[0] - rec.excess[1]) > rel * scale:
                 out.append((sym, t))
     return out
-
-
-def zero_leftovers(run: ReferenceRun) -> int:
-    """How many liquidated pieces had a leftover E of 0 to 1e-9 of their notional (the fill at the
-    bankruptcy price, e.g. impact_cap = MMR of tier 1 puts PF = LP (1 - I) exactly on BP). Whether such
-    a piece is bankrupt depends on rounding, and a bankrupt piece brings its whole quantity into
-    q_adl = phi x sum q_b (§7.1), so two correct engines can differ in ADL quantities there."""
-    return sum(rec.zero_leftovers for book in run.books.values() for rec in book.records)
-
-
-def knife_edges(run: ReferenceRun) -> int:
-    """How many closes of the run were knife edges (see ``_knife_edge``) or left dust (cohorts or
-    pieces worth < DUST_USD): when > 0, a correct engine may differ from the reference in the counts
-    that dust drives (liq_count, pruned_cohorts), never in USD figures."""
-    return sum(rec.knife_edges + rec.dust for book in run.books.values() for rec in book.records)

@@ -16,7 +16,7 @@ from numba import njit
 Q, QA, EP, W, LEV, LP = range(6)
 NFS = 6
 # cohort int state cs[i, :]
-SIDE, TIER, TRIG = range(3)
+SIDE, TIER, TRIG = range(3)  # TRIG: last bar in which a liquidation stage fired (diagnostic only)
 NCS = 3
 # bar inputs bars[t, :]
 B_OPEN, B_HIGH, B_LOW, B_CLOSE, B_VOL, B_VUSD, B_MOPEN, B_MHIGH, B_MLOW, B_MCLOSE = range(10)
@@ -48,7 +48,22 @@ O_FLOW, O_OI, O_OPEN_USD, O_CLOSE_SHARE = 32, 33, 34, 35
 NOUT = 36
 # accumulators acc[:]
 A_D, A_WD, A_F, A_UNREC, A_LP, A_FUNDING_NET, A_TRADED, A_PRUNED, A_QL, A_QS = range(10)
-NACC = 10  # A_QL/A_QS: running side totals of Q (state, kept incrementally)
+NACC = 10  # A_QL/A_QS: side totals of Q (state; direct sums at the end of each bar, see settle)
+# acc[NACC + k]: Neumaier compensation of money accumulator k (read totals with ``acc_total``)
+ACC_SIZE = 2 * NACC
+
+DUST_REL = 1e-12
+"""Relative dust floor (MODEL §5.5). A close of at least (1 - DUST_REL) of what it closes from closes
+all of it, and a market flow within DUST_REL of the bar's liquidated quantity is 0: otherwise rounding
+decides whether ~1e-16 of a cohort survives (a later pruned cohort or liquidation piece, so the counts
+of two correct engines would differ) or whether a flow of ~1e-12 exists (a full ``impact_cap`` price
+move on the endogenous path when the bar's volume is 0)."""
+
+BANKRUPT_TOL = 1e-9
+"""A liquidated piece is bankrupt for the ADL only if its leftover E < -BANKRUPT_TOL x q x PF (MODEL §5.4).
+A fill exactly on the bankruptcy price (impact_cap = tier-1 MMR puts PF = BP) is then not bankrupt
+whatever the rounding: a bankrupt piece brings its WHOLE quantity into q_adl, so without the tolerance
+the last bit of E would decide an ADL of the whole piece."""
 # cnt[:]: live cohorts, created cohorts
 C_LIVE, C_NCOH = range(2)
 # params pf[:]
@@ -70,6 +85,23 @@ SQRT_4LN2 = math.sqrt(4.0 * math.log(2.0))
 
 
 @njit(cache=True)
+def _add(acc, k, v):
+    """acc[k] += v, Neumaier-compensated: runs add millions of tiny closes (absorption spread pro rata
+    over 10^5 cohorts) into totals of 10^11 USD, which plain addition would round away (MODEL §8)."""
+    t = acc[k] + v
+    if abs(acc[k]) >= abs(v):
+        acc[NACC + k] += (acc[k] - t) + v
+    else:
+        acc[NACC + k] += (v - t) + acc[k]
+    acc[k] = t
+
+
+def acc_total(acc: np.ndarray, k: int) -> float:
+    """The compensated value of money accumulator k."""
+    return float(acc[k] + acc[NACC + k])
+
+
+@njit(cache=True)
 def liq_price(side, ep, w, qa, mmr, cum):
     if side > 0:
         return (ep - w - cum / qa) / (1.0 - mmr)
@@ -87,7 +119,7 @@ def apply_funding(rate, mark, fs, cs, live, cnt, brackets, acc):
         fs[i, W] -= s * per_unit
         net += s * per_unit * fs[i, Q]
         _set_lp(i, fs, cs, brackets)
-    acc[A_FUNDING_NET] += net
+    _add(acc, A_FUNDING_NET, net)
 
 
 @njit(cache=True)
@@ -202,21 +234,22 @@ def liquidate(t, mult, bars, fs, cs, live, cnt, pc, brackets, pf, out, acc):
         out[t, o + O_LIQ_USD] += q * fill
         out[t, o + O_EVENTS] += 1.0
         out[t, o + O_ACCOUNTS] += q / pc[m, P_QA]
-        acc[A_TRADED] += q * fill
+        _add(acc, A_TRADED, q * fill)
         if e >= 0.0:
             if fee_mode:
                 fee = pf[PF_CLEAR_FEE] * q * fill
                 to_fund = e if e < fee else fee
                 out[t, o + O_SURPLUS] += to_fund
                 out[t, o + O_RETURNED] += e - to_fund
-                acc[A_WD] += e - to_fund
+                _add(acc, A_WD, e - to_fund)
             else:
                 out[t, o + O_SURPLUS] += e
         else:
             out[t, o + O_BAD] -= e
-            out[t, o + O_QB] += q
-            out[t, o + O_QBBP] += q * bp
-            out[t, o + O_QBPF] += q * fill
+            if e < -BANKRUPT_TOL * q * fill:  # bankrupt for the ADL (MODEL §5.4)
+                out[t, o + O_QB] += q
+                out[t, o + O_QBBP] += q * bp
+                out[t, o + O_QBPF] += q * fill
     return n
 
 
@@ -224,9 +257,9 @@ def liquidate(t, mult, bars, fs, cs, live, cnt, pc, brackets, pf, out, acc):
 def _close(i, a, price, fee_rate, fs, cs, acc):
     """Close quantity a of cohort i at price: equity back to the trader, fee outside the position."""
     s = cs[i, SIDE]
-    acc[A_WD] += a * (fs[i, W] + s * (price - fs[i, EP]))
-    acc[A_F] += a * price * fee_rate
-    acc[A_TRADED] += a * price
+    _add(acc, A_WD, a * (fs[i, W] + s * (price - fs[i, EP])))
+    _add(acc, A_F, a * price * fee_rate)
+    _add(acc, A_TRADED, a * price)
     acc[A_QL if s > 0 else A_QS] -= a
     fs[i, Q] -= a
 
@@ -246,7 +279,7 @@ def _adl(t, opp, u_loss, o, fs, cs, live, cnt, out, acc):
     m = 0
     for j in range(nl):
         i = live[j]
-        if cs[i, SIDE] != opp or cs[i, TRIG] == t or fs[i, Q] <= 0.0:
+        if cs[i, SIDE] != opp or fs[i, Q] <= 0.0:
             continue
         ep = fs[i, EP]
         u = opp * (p_adl - ep)
@@ -262,14 +295,15 @@ def _adl(t, opp, u_loss, o, fs, cs, live, cnt, out, acc):
     order = np.argsort(neg[:m], kind="mergesort")
     filled = 0.0
     for r in range(m):
-        if filled >= q_adl:
+        rem = q_adl - filled
+        if rem <= DUST_REL * q_adl:
             break
         i = idx[order[r]]
         a = fs[i, Q]
-        if filled + a > q_adl:
-            a = q_adl - filled
-        acc[A_WD] += a * (fs[i, W] + opp * (p_adl - fs[i, EP]))
-        acc[A_TRADED] += a * p_adl
+        if a * (1.0 - DUST_REL) > rem:  # partial close of the last cohort (whole within dust, §5.5)
+            a = rem
+        _add(acc, A_WD, a * (fs[i, W] + opp * (p_adl - fs[i, EP])))
+        _add(acc, A_TRADED, a * p_adl)
         acc[A_QL if opp > 0 else A_QS] -= a
         fs[i, Q] -= a
         filled += a
@@ -278,7 +312,7 @@ def _adl(t, opp, u_loss, o, fs, cs, live, cnt, out, acc):
     out[t, o + O_ADL_USD] = filled * p_adl
     out[t, o + O_HAIRCUT] = haircut
     out[t, o + O_UNREC] = u_loss - haircut
-    acc[A_UNREC] += u_loss - haircut
+    _add(acc, A_UNREC, u_loss - haircut)
     return filled, vwap_b
 
 
@@ -288,7 +322,7 @@ def _socialize(t, opp, u_loss, o, mclose, fs, cs, live, cnt, brackets, out, acc)
     total = 0.0
     for j in range(cnt[C_LIVE]):
         i = live[j]
-        if cs[i, SIDE] != opp or cs[i, TRIG] == t or fs[i, Q] <= 0.0:
+        if cs[i, SIDE] != opp or fs[i, Q] <= 0.0:
             continue
         p = fs[i, Q] * opp * (mclose - fs[i, EP])
         if p > 0.0:
@@ -297,7 +331,7 @@ def _socialize(t, opp, u_loss, o, mclose, fs, cs, live, cnt, brackets, out, acc)
     if charged > 0.0:
         for j in range(cnt[C_LIVE]):
             i = live[j]
-            if cs[i, SIDE] != opp or cs[i, TRIG] == t or fs[i, Q] <= 0.0:
+            if cs[i, SIDE] != opp or fs[i, Q] <= 0.0:
                 continue
             p = fs[i, Q] * opp * (mclose - fs[i, EP])
             if p > 0.0:
@@ -305,7 +339,23 @@ def _socialize(t, opp, u_loss, o, mclose, fs, cs, live, cnt, brackets, out, acc)
                 _set_lp(i, fs, cs, brackets)
     out[t, o + O_HAIRCUT] = charged
     out[t, o + O_UNREC] = u_loss - charged
-    acc[A_UNREC] += u_loss - charged
+    _add(acc, A_UNREC, u_loss - charged)
+
+
+@njit(cache=True)
+def _side_totals(fs, cs, live, cnt, acc):
+    """Side totals of Q as direct sums in creation order (what the reference sums)."""
+    ql = 0.0
+    qs = 0.0
+    for j in range(cnt[C_LIVE]):
+        i = live[j]
+        if fs[i, Q] > 0.0:
+            if cs[i, SIDE] > 0:
+                ql += fs[i, Q]
+            else:
+                qs += fs[i, Q]
+    acc[A_QL] = ql
+    acc[A_QS] = qs
 
 
 @njit(cache=True)
@@ -351,29 +401,30 @@ def settle(
         if u_loss > 0.0 and out[t, o + O_BAD] > 0.0:
             if social:
                 _socialize(t, opp, u_loss, o, mclose, fs, cs, live, cnt, brackets, out, acc)
-            else:
+            elif out[t, o + O_QB] > 0.0:
                 filled, vwap_b = _adl(t, opp, u_loss, o, fs, cs, live, cnt, out, acc)
+            else:  # only pieces within BANKRUPT_TOL of their bankruptcy price: nothing to ADL (§7.1)
+                out[t, o + O_UNREC] = u_loss
+                _add(acc, A_UNREC, u_loss)
         need = x - filled
         if need <= 0.0:
             continue
         p_abs = (out[t, o + O_LIQ_USD] - filled * vwap_b) / need
         out[t, o + O_PABS] = p_abs
+        # every alive cohort of the other side absorbs, also the remainder of one partially liquidated
+        # in this bar (MODEL §7.3): the excess is then equal on both sides and long Q = short Q holds
         avail = 0.0
         for j in range(cnt[C_LIVE]):
             i = live[j]
-            if cs[i, SIDE] == opp and cs[i, TRIG] != t:
+            if cs[i, SIDE] == opp:
                 avail += fs[i, Q]
-        if avail <= 0.0:
-            share = 0.0
-        else:
+        whole = need >= avail * (1.0 - DUST_REL)  # dust floor (§5.5): closes the side out
+        if avail > 0.0:
             share = need / avail
-            if share > 1.0:
-                share = 1.0
-        if share > 0.0:
             for j in range(cnt[C_LIVE]):
                 i = live[j]
-                if cs[i, SIDE] == opp and cs[i, TRIG] != t and fs[i, Q] > 0.0:
-                    a = fs[i, Q] if share >= 1.0 else fs[i, Q] * share
+                if cs[i, SIDE] == opp and fs[i, Q] > 0.0:
+                    a = fs[i, Q] if whole else fs[i, Q] * share
                     _close(i, a, p_abs, fee, fs, cs, acc)
         if need > avail:
             if side_i == 0:
@@ -382,17 +433,24 @@ def settle(
                 excess_short = need - avail
     if excess_long > 0.0 and excess_short > 0.0:
         e = excess_long if excess_long < excess_short else excess_short
-        acc[A_LP] += e * (out[t, O_SHORT + O_PABS] - out[t, O_LONG + O_PABS])
-    out[t, O_FLOW] = (out[t, O_SHORT + O_X] - out[t, O_SHORT + O_ADL_Q]) - (
-        out[t, O_LONG + O_X] - out[t, O_LONG + O_ADL_Q]
-    )
-    # voluntary close share, from the running long total (MODEL §6)
+        _add(acc, A_LP, e * (out[t, O_SHORT + O_PABS] - out[t, O_LONG + O_PABS]))
+    x_long = out[t, O_LONG + O_X]
+    x_short = out[t, O_SHORT + O_X]
+    flow = (x_short - out[t, O_SHORT + O_ADL_Q]) - (x_long - out[t, O_LONG + O_ADL_Q])
+    if abs(flow) <= DUST_REL * (x_long + x_short):
+        flow = 0.0  # dust (§5.5)
+    out[t, O_FLOW] = flow
+    if x_long > 0.0 or x_short > 0.0:
+        _side_totals(fs, cs, live, cnt, acc)  # exact again after the liquidations (0 for an emptied side)
+    # voluntary close share, from the long side total (MODEL §6)
     oi = acc[A_QL] * mclose
     c = 0.0
     if oi > 0.0:
         c = pf[PF_CVS] * vusd / oi
         if c > pf[PF_CLOSE_CAP]:
             c = pf[PF_CLOSE_CAP]
+        if c >= 1.0 - DUST_REL:
+            c = 1.0  # dust (§5.5)
     out[t, O_CLOSE_SHARE] = c
     if not math.isnan(target):
         n_open = target - oi * (1.0 - c)
@@ -428,9 +486,9 @@ def settle(
                     cs[nc, TIER] = size_tier[z]
                     cs[nc, TRIG] = -1
                     _set_lp(nc, fs, cs, brackets)
-                    acc[A_D] += fs[nc, Q] * fs[nc, W]
-                    acc[A_F] += notional * fee
-                    acc[A_TRADED] += notional
+                    _add(acc, A_D, fs[nc, Q] * fs[nc, W])
+                    _add(acc, A_F, notional * fee)
+                    _add(acc, A_TRADED, notional)
                     if s > 0:
                         ql_new += fs[nc, Q]
                     else:
@@ -446,62 +504,56 @@ def settle(
     pruned = 0
     m = 0
     wd = 0.0
-    qsum_l = 0.0  # closed long / short quantities (old cohorts) and added ones (new cohorts)
-    qsum_s = 0.0
-    add_l = 0.0
-    add_s = 0.0
     closed_q = 0.0  # all quantity closed at mclose in this pass (fees, traded)
+    ql = 0.0  # side totals of the survivors, summed directly in creation order
+    qs = 0.0
     for j in range(nl):
         i = live[j]
         s = cs[i, SIDE]
         qi = fs[i, Q]
-        if j < nl_old:
-            if c > 0.0:
-                a = c * qi
-                wd += a * (fs[i, W] + s * (mclose - fs[i, EP]))
-                closed_q += a
-                if s > 0:
-                    qsum_l += a
-                else:
-                    qsum_s += a
-                qi = qi - a
-        elif s > 0:
-            add_l += qi
-        else:
-            add_s += qi
+        if j < nl_old and c > 0.0:
+            a = c * qi
+            wd += a * (fs[i, W] + s * (mclose - fs[i, EP]))
+            closed_q += a
+            qi = qi - a
         if qi > 0.0 and qi < (thr_l if s > 0 else thr_s):
             wd += qi * (fs[i, W] + s * (mclose - fs[i, EP]))
             closed_q += qi
-            if s > 0:
-                qsum_l += qi
-            else:
-                qsum_s += qi
             qi = 0.0
             pruned += 1
         fs[i, Q] = qi
         if qi > 0.0:
             live[m] = i
             m += 1
-    acc[A_WD] += wd
-    acc[A_F] += closed_q * mclose * fee
-    acc[A_TRADED] += closed_q * mclose
-    acc[A_QL] += add_l - qsum_l
-    acc[A_QS] += add_s - qsum_s
+            if s > 0:
+                ql += qi
+            else:
+                qs += qi
+    _add(acc, A_WD, wd)
+    _add(acc, A_F, closed_q * mclose * fee)
+    _add(acc, A_TRADED, closed_q * mclose)
     cnt[C_LIVE] = m
     if pruned > 0:
         acc[A_PRUNED] += pruned
-        ql = acc[A_QL]
-        qs = acc[A_QS]
         big = 1 if ql > qs else -1
         diff = abs(ql - qs)
         tot = ql if big > 0 else qs
         if diff > 0.0 and tot > 0.0:
             sh = diff / tot
+            whole = sh >= 1.0 - DUST_REL  # dust (§5.5)
+            q_big = 0.0
             for j in range(m):
                 i = live[j]
                 if cs[i, SIDE] == big:
-                    _close(i, sh * fs[i, Q], mclose, fee, fs, cs, acc)
-    out[t, O_OI] = acc[A_QL] * mclose
+                    _close(i, fs[i, Q] if whole else sh * fs[i, Q], mclose, fee, fs, cs, acc)
+                    q_big += fs[i, Q]
+            if big > 0:
+                ql = q_big
+            else:
+                qs = q_big
+    acc[A_QL] = ql
+    acc[A_QS] = qs
+    out[t, O_OI] = ql * mclose
 
 
 @njit(cache=True)

@@ -58,7 +58,7 @@ class SymbolState:
             cnt=np.zeros(2, np.int64),
             pc=np.zeros((4096, K.NPC)),
             out=np.zeros((t, K.NOUT)),
-            acc=np.zeros(K.NACC),
+            acc=np.zeros(K.ACC_SIZE),
             wl=np.ascontiguousarray(wl),
             ws=np.ascontiguousarray(ws),
             size_usd=size_usd,

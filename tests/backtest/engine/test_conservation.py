@@ -1,9 +1,10 @@
 """Conservation on random runs, for both engines (docs/MODEL.md §8).
 
-Money: ``|residual| <= 1e-6 x traded notional`` on every random run (the identity is computed by
-each engine from its own independent accumulators). Quantity: long Q = short Q after every bar,
-from the reference's per-bar state and from the fast engine's cohort arrays after each bar (the
-fast engine is causal, so its state after bar t is the final state of a run cut after bar t).
+Money: ``|residual| <= 1e-12 x traded notional`` on every random run (the identity is computed by
+each engine from its own independent accumulators; observed <= 2e-16, i.e. rounding). Quantity:
+long Q = short Q after every bar, from the reference's per-bar state and from the fast engine's
+cohort arrays after each bar (the fast engine is causal, so its state after bar t is the final state
+of a run cut after bar t).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import dataclasses
 
 import numpy as np
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import given, settings
 
 from backtest.engine import kernels as K  # state-dump layout only (column ids of the cohort arrays)
 from backtest.engine.inputs import SymbolInputs
@@ -46,13 +47,13 @@ def _balanced(q_long: float, q_short: float, scale: float) -> bool:
 @given(inputs=books(), p=params_strategy(), fund_factory=fund_factories())
 def test_money_is_conserved_by_both_engines(inputs, p, fund_factory):
     ref_run = replay_reference(inputs, fund_factory(), p)
-    assume(not unequal_excess_bars(ref_run))  # the known MODEL §7.3 gap, see the xfail test below
+    assert not unequal_excess_bars(ref_run)  # MODEL §7.3: equal excess on both sides
     fast_run = replay(inputs, fund_factory(), p)
     fast = summarize(fast_run)
     ref = summarize_reference(ref_run)
     for name, rec in (("fast", fast.record), ("reference", ref.record)):
         assert rec["traded_usd"] > 0
-        assert abs(rec["conservation_residual_usd"]) <= 1e-6 * rec["traded_usd"], name
+        assert abs(rec["conservation_residual_usd"]) <= 1e-12 * rec["traded_usd"], name
     # the fast engine's own identity, recomputed from its accumulators
     cons = conservation(fast_run)
     assert cons["trader_pnl"] == fast.record["trader_pnl_usd"]
@@ -65,7 +66,7 @@ def test_money_is_conserved_by_both_engines(inputs, p, fund_factory):
 @given(inputs=books(), p=params_strategy(), fund_factory=fund_factories())
 def test_long_q_equals_short_q_after_every_bar(inputs, p, fund_factory):
     run = replay_reference(inputs, fund_factory(), p)
-    assume(not unequal_excess_bars(run))  # the known MODEL §7.3 gap, see the xfail test below
+    assert not unequal_excess_bars(run)  # MODEL §7.3: equal excess on both sides
     for sym, book in run.books.items():
         scale = max(max(r.q_long, r.q_short) for r in book.records)
         for t, r in enumerate(book.records):
@@ -78,25 +79,38 @@ def test_long_q_equals_short_q_after_every_bar(inputs, p, fund_factory):
             assert _balanced(q_long, q_short, scale), f"fast {sym} tick {tick}: {q_long} vs {q_short}"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "spec gap, both engines: MODEL §7.3 excludes cohorts triggered this bar from absorption, so when both "
-    "sides liquidate and partially-liquidated remainders survive, the long and short excess differ, the "
-    "outside LP crosses only min(e_long, e_short), long Q != short Q and money is not conserved"))
 def test_two_sided_partial_liquidation_keeps_the_books_balanced():
-    from tests.backtest.engine.test_reference_scenarios import FLAT, params, sym
+    from tests.backtest.engine.test_reference_scenarios import FLAT, both, check, check_series, params, sym
 
-    # size 100k (tier 2), 10x, Q 2000 per side at 100. Bar 1: low 90.38 hits only the long's tier-2 LP
-    # (90.402): piece 893.83, the rest (1106.17) survives in tier 1 (LP 90.361). High 109.52 hits only
-    # the short's tier-2 LP (110.05/1.005 = 109.502): piece 1086.78 at qa' = 50k/PT, the rest 913.22
-    # survives (tier-1 LP 109.562). No untriggered cohort is left to absorb: e_long = 893.83,
-    # e_short = 1086.78; the LP crosses 893.83 and 192.95 short liquidations stay unmatched.
+    # size 100k (tier 2 of table A: floor 50k, MMR 0.5 %, cum 50), 10x, qa = 1000, Q 2000 per side at 100.
+    # Bar 1 (mark 100 -> high 109.52, low 90.38, close 100):
+    #   long:  tier-2 LP = (100 - 10 - 50/1000)/0.995 = 90.4020 >= 90.38 -> PT_L = 90.4020,
+    #          qa' = 50,000/PT_L = 553.085, piece_L = 2000 (1 - 0.553085) = 893.83, rest_L = 1106.17
+    #          in tier 1 (LP 90/0.996 = 90.3614 < 90.38: no second stage)
+    #   short: tier-2 LP = (100 + 10 + 50/1000)/1.005 = 109.5025 <= 109.52 -> PT_S = 109.5025,
+    #          qa' = 50,000/PT_S = 456.61, piece_S = 2000 (1 - 0.45661) = 1086.78, rest_S = 913.22
+    #          in tier 1 (LP 110/1.004 = 109.5618 > 109.52)
+    #   no impact (impact_y 0), both leftovers > 0 (E = piece x (PT_L - 90), piece x (110 - PT_S)).
+    #   MODEL §7.3: every alive cohort of the other side absorbs, the triggered remainders included:
+    #   rest_S absorbs piece_L, rest_L absorbs piece_S, no excess, no outside LP.
+    #   long Q = rest_L - piece_S = 19.39 = rest_S - piece_L = short Q.
     p = params(size_usd=(100_000.0,))
     inp = sym([FLAT, (100, 109.52, 90.38, 100), (100, 100, 100, 95)], targets=(200_000.0,))
-    ref = replay_reference([inp], CappedFund(0.0), p)
-    fast = replay([inp], CappedFund(0.0), p)
-    rec = ref.books["BTCUSDT"].records[1]
-    (q_long, q_short), = _fast_side_q(fast).values()
-    assert _balanced(rec.q_long, rec.q_short, 2000.0) and _balanced(q_long, q_short, 2000.0)
-    for cons in (conservation(fast), summarize_reference(ref).record):
-        residual = cons.get("residual", cons.get("conservation_residual_usd"))
-        assert abs(residual) <= 1e-6 * 200_000
+    r = both([inp], p, lambda: CappedFund(0.0))  # also: engines agree, |residual| <= 1e-9 x traded
+    pt_l, pt_s = 89.95 / 0.995, 110.05 / 1.005
+    rest_l, rest_s = 2 * 50_000 / pt_l, 2 * 50_000 / pt_s
+    piece_l, piece_s = 2000 - rest_l, 2000 - rest_s
+    left = rest_l - piece_s
+    assert left == pytest.approx(rest_s - piece_l, rel=1e-12)
+    check(r, "liq_count", 2)
+    check(r, "liq_long_usd", piece_l * pt_l)
+    check(r, "liq_short_usd", piece_s * pt_s)
+    check(r, "surplus_usd", piece_l * (pt_l - 90) + piece_s * (110 - pt_s))
+    check(r, "bad_debt_usd", 0)
+    check_series(r, "BTCUSDT.oi_usd", [200_000, left * 100, left * 95])
+    check_series(r, "BTCUSDT.market_flow", [0, piece_s - piece_l, 0])
+    rec = r[2].books["BTCUSDT"].records[1]
+    assert rec.excess == [0.0, 0.0]
+    assert _balanced(rec.q_long, rec.q_short, 2000.0)
+    (q_long, q_short), = _fast_side_q(replay([inp], CappedFund(0.0), p)).values()
+    assert q_long == pytest.approx(left, rel=1e-12) and _balanced(q_long, q_short, 2000.0)

@@ -5,16 +5,13 @@ to three symbols on one clock (1- and 2-minute bars mixed) with a shared fund (`
 fund), random parameters within their valid ranges, both waterfalls, both surplus modes, three
 bracket tables. Every record metric, per-symbol figure and per-bar series must agree to 1e-9
 relative (absolute floor 1e-9 x traded notional for values near 0); the integer counts (bars,
-cohorts, liq_count, pruned_cohorts) exactly, except in runs where a close was a knife edge: a
-quantity to close equal to the quantity available to 1e-9, where rounding decides between closing
-a cohort whole and leaving ~1e-16 of it as dust, and the dust later counts as a pruned cohort or a
-liquidation piece (USD figures are unaffected and still compared). Runs that hit the known
-MODEL §7.3 gap (unequal two-sided excess, see test_conservation.py) are skipped: they leave one side
-of a book without the other, and then last-bit differences (dust, a side total of 1e-12 instead of
-0 deciding "OI = 0") decide whether a whole imbalance is closed. So are runs with a liquidated piece
-filled at its bankruptcy price to 1e-9 (``zero_leftovers``): rounding decides whether it is bankrupt
-and so whether its whole quantity enters the ADL (§7.1). The hypothesis profile is
-deterministic (derandomized, no example database) and bounded so the file runs in well under 60 s.
+cohorts, liq_count, pruned_cohorts) exactly, in every run: the knife edges that used to let rounding
+decide them are closed by the spec (MODEL §5.5 dust floor: a close of all but 1e-12 of a cohort or a
+side closes all of it, a flow within 1e-12 of the bar's liquidations is 0; §5.4: a fill on the
+bankruptcy price is not bankrupt for the ADL; §7.3: every alive cohort absorbs, so the two-sided
+excess is equal and no side is left without the other). Every run also asserts that equal excess.
+The hypothesis profile is deterministic (derandomized, no example database) and bounded so the file
+runs in well under 60 s.
 """
 
 from __future__ import annotations
@@ -22,7 +19,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from backtest.engine.inputs import SymbolInputs
@@ -34,11 +31,9 @@ from strategies.base import NoFund
 from tests.reference_engine import (
     CappedFund,
     compare_results,
-    knife_edges,
     replay_reference,
     summarize_reference,
     unequal_excess_bars,
-    zero_leftovers,
 )
 
 SETTINGS = settings(max_examples=200, derandomize=True, database=None, deadline=None, print_blob=True,
@@ -164,9 +159,8 @@ def run_both(inputs, fund_factory, p: Params, baseline=None):
     fast = summarize(replay(inputs, fund_factory(), p, baseline_flow=baseline and baseline[0]))
     run = replay_reference(inputs, fund_factory(), p, baseline_flow=baseline and baseline[1])
     ref = summarize_reference(run)
-    knife = knife_edges(run)
-    assume(not unequal_excess_bars(run) and not zero_leftovers(run))
-    return fast, ref, compare_results(fast, ref, counts=not knife)
+    assert not unequal_excess_bars(run)
+    return fast, ref, compare_results(fast, ref)
 
 
 @SETTINGS
@@ -198,6 +192,5 @@ def test_fast_engine_from_a_warmup_snapshot_matches_reference(inputs, p, fund_fa
 
     snap = warmup_snapshot(inputs, p)
     run = replay_reference(inputs, fund_factory(), p)
-    assume(not unequal_excess_bars(run) and not zero_leftovers(run))
     fast = summarize(replay(inputs, fund_factory(), p, snapshot=snap))
-    assert compare_results(fast, summarize_reference(run), counts=not knife_edges(run)) == []
+    assert compare_results(fast, summarize_reference(run)) == []
