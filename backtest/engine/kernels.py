@@ -254,14 +254,13 @@ def liquidate(t, mult, bars, fs, cs, live, cnt, pc, brackets, pf, out, acc):
 
 
 @njit(cache=True)
-def _close(i, a, price, fee_rate, fs, cs, acc):
-    """Close quantity a of cohort i at price: equity back to the trader, fee outside the position."""
-    s = cs[i, SIDE]
-    _add(acc, A_WD, a * (fs[i, W] + s * (price - fs[i, EP])))
-    _add(acc, A_F, a * price * fee_rate)
-    _add(acc, A_TRADED, a * price)
-    acc[A_QL if s > 0 else A_QS] -= a
-    fs[i, Q] -= a
+def _book_closes(acc, side, q_closed, wd, price, fee_rate):
+    """Book a group of closes at one price: equity back to the traders (wd, summed by the caller over
+    the group so 10^5 tiny closes are added to the run totals once), fee outside the position."""
+    _add(acc, A_WD, wd)
+    _add(acc, A_F, q_closed * price * fee_rate)
+    _add(acc, A_TRADED, q_closed * price)
+    acc[A_QL if side > 0 else A_QS] -= q_closed
 
 
 @njit(cache=True)
@@ -421,11 +420,16 @@ def settle(
         whole = need >= avail * (1.0 - DUST_REL)  # dust floor (§5.5): closes the side out
         if avail > 0.0:
             share = need / avail
+            wd = 0.0
+            q_closed = 0.0
             for j in range(cnt[C_LIVE]):
                 i = live[j]
                 if cs[i, SIDE] == opp and fs[i, Q] > 0.0:
                     a = fs[i, Q] if whole else fs[i, Q] * share
-                    _close(i, a, p_abs, fee, fs, cs, acc)
+                    wd += a * (fs[i, W] + opp * (p_abs - fs[i, EP]))
+                    q_closed += a
+                    fs[i, Q] -= a
+            _book_closes(acc, opp, q_closed, wd, p_abs, fee)
         if need > avail:
             if side_i == 0:
                 excess_long = need - avail
@@ -542,11 +546,17 @@ def settle(
             sh = diff / tot
             whole = sh >= 1.0 - DUST_REL  # dust (§5.5)
             q_big = 0.0
+            wd = 0.0
+            q_closed = 0.0
             for j in range(m):
                 i = live[j]
                 if cs[i, SIDE] == big:
-                    _close(i, fs[i, Q] if whole else sh * fs[i, Q], mclose, fee, fs, cs, acc)
+                    a = fs[i, Q] if whole else sh * fs[i, Q]
+                    wd += a * (fs[i, W] + big * (mclose - fs[i, EP]))
+                    q_closed += a
+                    fs[i, Q] -= a
                     q_big += fs[i, Q]
+            _book_closes(acc, big, q_closed, wd, mclose, fee)
             if big > 0:
                 ql = q_big
             else:
