@@ -97,7 +97,13 @@ class ProcessPool(Executor):
                 if pending:
                     self.restarts += 1
             finally:
-                pool.shutdown(wait=not pending, cancel_futures=True)
+                if pending:
+                    # A broken pool can race a worker spawned during submit: the pool's manager
+                    # thread then waits forever for that idle worker (and so does interpreter
+                    # exit). Terminate every worker it still knows before joining.
+                    for proc in list(getattr(pool, "_processes", {}).values()):
+                        proc.terminate()
+                pool.shutdown(wait=True, cancel_futures=True)
 
 
 def check_ray_address(address: str, timeout: float = RAY_CONNECT_TIMEOUT_S) -> None:
