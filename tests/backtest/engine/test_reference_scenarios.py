@@ -366,3 +366,43 @@ def test_endogenous_multiplier_from_past_flow():
     p = params(impact_y=0.1, price_path="endogenous")
     r = both([inp], p, lambda: CappedFund(1e6), baseline_flow={"BTCUSDT": np.zeros(3)})
     check_series(r, "BTCUSDT.price_mult", [1.0, 1.0, math.exp(-0.05 * math.exp(-60 / 1800))])
+
+
+def test_fill_on_the_bankruptcy_price_is_not_bankrupt_for_the_adl():
+    # 3x at 100: w = 100/3, BP_long = 200/3 = 66.667, LP = (200/3)/0.996 = 66.934. Bar 1: low 60, volume 0
+    # -> I = impact_cap = 0.004 = tier-1 MMR, so PF = LP (1 - 0.004) = 200/3 = BP: E = 10 (w + PF - 100) = 0,
+    # in floating point -7e-14 or 0 depending on the formula. MODEL §5.4: bankrupt for the ADL only if
+    # E < -1e-9 x q x PF, so no ADL (before the rule, a rounding-negative E put all 10 units into q_adl:
+    # an ADL of 666.67 USD in one engine and none in the other). The short absorbs all 10 at PF.
+    p = params(lev_neutral=weights(x3=1.0), lev_crowded=weights(x3=1.0), lev_hedger=weights(x3=1.0),
+               impact_cap=0.004)
+    r = both([sym([FLAT, (100, 100, 60, 70)], volume=0.0)], p)
+    check(r, "liq_long_usd", 10 * 200 / 3)
+    check(r, "bad_debt_usd", 0)
+    check(r, "surplus_usd", 0)
+    check(r, "unrecovered_usd", 0)
+    for res in r[:2]:
+        assert res.record["adl_notional_usd"] == 0.0
+    check_series(r, "BTCUSDT.market_flow", [0, -10])
+    check_series(r, "BTCUSDT.oi_usd", [1000, 0])
+
+
+def test_dust_floor_closes_the_whole_absorbing_side():
+    # tb 0.7 -> x = 1: longs crowded (10x 0.2, 20x 0.4, 25x 0.4), shorts hedgers (2x 0.5, 3x 0.5); N = 1000
+    # at 97.3: long Q = 1000 x (0.2, 0.4, 0.4)/97.3, short Q = 1000 x (0.5, 0.5)/97.3; both sum to 10.2775,
+    # but in floating point the longs' sum is 1 ulp below the shorts' (10.27749229188078 vs ...781).
+    # Bar 1 (low 80) liquidates every long (LPs 87.9 / 92.8 / 93.8), the shorts absorb need = X_long out of
+    # avail = 1 ulp more: MODEL §5.5, need >= avail (1 - 1e-12) closes every short whole, OI = 0 exactly.
+    # Bar 2 spikes to 150, above both shorts' LPs (2x: 145.95/1.004 = 145.4, 3x: 129.2): nothing is left
+    # (a pro-rata share need/avail = 1 - 1e-16 would have left two dust shorts, liquidated there: 5 pieces).
+    price = 97.3
+    p = params(lev_crowded=weights(x10=0.2, x20=0.4, x25=0.4), lev_hedger=weights(x2=0.5, x3=0.5),
+               lev_tilt=1.0)
+    inp = sym([(price,) * 4, (price, price, 80, 85), (85, 150, 85, 150)], tb=[0.7, 0.5, 0.5])
+    r = both([inp], p)
+    assert (0.2 * 1000 / price + 0.4 * 1000 / price) + 0.4 * 1000 / price < 0.5 * 1000 / price * 2
+    check(r, "cohorts", 5)
+    check(r, "liq_count", 3)
+    for res in r[:2]:
+        assert [float(x) for x in res.series["BTCUSDT.oi_usd"]][1:] == [0.0, 0.0]
+    assert r[2].books["BTCUSDT"].alive() == []
