@@ -164,6 +164,19 @@ class Catalog:
                 return e
         raise UserError(f"unknown event '{event_id}'; valid ids: {', '.join(self.ids)}")
 
+    def select(self, spec: str, option: str = "--events") -> list[Event]:
+        """Events named by a comma-separated id list, or ``all``; bad lists name ``option``."""
+        ids = [e.strip() for e in spec.split(",") if e.strip()]
+        if not ids:
+            raise UserError(f"{option}: no event given")
+        if ids == ["all"]:
+            return list(self.events)
+        if "all" in ids:
+            raise UserError(f"{option}: 'all' cannot be combined with ids")
+        if len(set(ids)) != len(ids):
+            raise UserError(f"{option} {spec}: an event is repeated")
+        return [self.get(i) for i in ids]
+
     def __iter__(self) -> Iterator[Event]:
         return iter(self.events)
 

@@ -51,19 +51,9 @@ def compare(
 
     from backtest.cli.run_cmd import check_symbols, parse_setup, print_tables, run_one_event
     from backtest.events import load_catalog
-    from loaders.errors import UserError
 
     catalog = load_catalog(events_file)
-    ids = [e.strip() for e in events.split(",") if e.strip()]
-    if not ids:
-        raise UserError("--events: no event given")
-    if ids == ["all"]:
-        ids = list(catalog.ids)
-    elif "all" in ids:
-        raise UserError("--events: 'all' cannot be combined with ids")
-    if len(set(ids)) != len(ids):
-        raise UserError(f"--events {events}: an event is repeated")
-    chosen = [catalog.get(i) for i in ids]
+    chosen = catalog.select(events)
     setup = parse_setup(designs, config, sets, venue, price_path, risk_free)
     symbols = {e.id: check_symbols(e, venue, None) for e in chosen}
     progress = not quiet and sys.stderr.isatty()

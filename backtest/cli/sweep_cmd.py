@@ -143,16 +143,8 @@ def sweep(
 
     # ----- validate everything before touching a store, a worker or the output
     catalog = load_catalog(events_file)
-    ids = [e.strip() for e in events.split(",") if e.strip()]
-    if not ids:
-        raise UserError("--events: no event given")
-    if ids == ["all"]:
-        ids = list(catalog.ids)
-    elif "all" in ids:
-        raise UserError("--events: 'all' cannot be combined with ids")
-    if len(set(ids)) != len(ids):
-        raise UserError(f"--events {events}: an event is repeated")
-    chosen = [catalog.get(i) for i in ids]
+    chosen = catalog.select(events)
+    ids = [e.id for e in chosen]
     for ev in chosen:
         if venue not in ev.venues:
             raise UserError(f"--venue {venue}: not a venue of {ev.id}; valid: {', '.join(ev.venues)}")

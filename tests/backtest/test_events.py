@@ -228,3 +228,16 @@ def test_cli_bad_events_file_is_one_line_error(tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as info:
         main(["events", "--events-file", str(bad)])
     assert info.value.code == 2
+
+
+def test_select_lists_all_or_named_events_and_rejects_bad_lists() -> None:
+    from backtest.events import load_catalog
+    from loaders.errors import UserError
+
+    cat = load_catalog()
+    assert [e.id for e in cat.select("all")] == cat.ids
+    assert [e.id for e in cat.select("oct2025, may2021")] == ["oct2025", "may2021"]
+    for bad, msg in ((" , ", "no event given"), ("all,may2021", "cannot be combined"),
+                     ("may2021,may2021", "repeated"), ("may2020", "unknown event")):
+        with pytest.raises(UserError, match=msg):
+            cat.select(bad)
