@@ -6,21 +6,14 @@ import json
 
 import pytest
 
-from backtest.cli import cli, main
+from backtest.cli import cli
+from tests.support.cli import run_cli
 
 
 @pytest.fixture(autouse=True)
 def _registered(monkeypatch):
     # the command is registered in backtest/cli/__init__.py by the lead; make sure the tests see it either way
     monkeypatch.setitem(cli.lazy, "compare", ("backtest.cli.compare_cmd", "compare"))
-
-
-def run_cli(argv, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-        raise SystemExit(0)
-    out = capsys.readouterr()
-    return exc.value.code, out.out, out.err
 
 
 @pytest.mark.parametrize(

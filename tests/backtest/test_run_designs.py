@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 import pytest
 
-from backtest.cli import main
 from backtest.engine.api import design_names, resolve_designs, run_event
 from backtest.engine.params import Params
 from backtest.engine.replay import replay, warmup_snapshot
@@ -22,6 +21,7 @@ from backtest.engine.results import summarize
 from loaders.errors import UserError
 from strategies.base import NoFund
 from tests.backtest.engine.test_replay import path
+from tests.support.cli import run_cli
 
 STANDARD = ["none", "static", "static-coin", "dynamic", "hedged", "tranched", "reinsured"]
 
@@ -120,14 +120,6 @@ def test_resolve_designs_errors():
 
 
 # ----- the command line
-
-
-def run_cli(argv, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-        raise SystemExit(0)
-    out = capsys.readouterr()
-    return exc.value.code, out.out, out.err
 
 
 @pytest.mark.parametrize(

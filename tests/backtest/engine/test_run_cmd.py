@@ -6,15 +6,7 @@ import json
 
 import pytest
 
-from backtest.cli import main
-
-
-def run_cli(argv, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-        raise SystemExit(0)
-    out = capsys.readouterr()
-    return exc.value.code, out.out, out.err
+from tests.support.cli import run_cli
 
 
 @pytest.mark.parametrize(
