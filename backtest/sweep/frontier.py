@@ -210,16 +210,7 @@ def rich_table(fronts: Sequence[DesignFrontier], title: str) -> Any:
     ):
         t.add_column(c, justify="left" if c in ("design", "parameter", "event") else "right")
     for r in table_rows(fronts):
-        t.add_row(
-            r["design"],
-            r["parameter"],
-            r["event"],
-            _val(r["parameter"], r["frontier"]),
-            "" if r["refined"] is None else _val(r["parameter"], r["refined"]),
-            _money(r["start_usd_at_design_frontier"]) if r["event"] != "ALL" else "",
-            _money(r["capital_cost_usd_at_design_frontier"]),
-            "" if r["max_adl_failing_usd"] is None else _money(r["max_adl_failing_usd"]),
-        )
+        t.add_row(*_cells(r))
     return t
 
 
@@ -289,16 +280,7 @@ def render(fronts: Sequence[DesignFrontier], *, title: str, command: str) -> str
         "(max)</th></tr>",
     ]
     for r in table_rows(fronts):
-        cells = [
-            r["design"],
-            r["parameter"],
-            r["event"],
-            _val(r["parameter"], r["frontier"]),
-            "" if r["refined"] is None else _val(r["parameter"], r["refined"]),
-            _money(r["start_usd_at_design_frontier"]) if r["event"] != "ALL" else "",
-            _money(r["capital_cost_usd_at_design_frontier"]),
-            "" if r["max_adl_failing_usd"] is None else _money(r["max_adl_failing_usd"]),
-        ]
+        cells = _cells(r)
         bold = r["event"] == "ALL"
         parts.append(
             "<tr>"
@@ -314,3 +296,17 @@ def render(fronts: Sequence[DesignFrontier], *, title: str, command: str) -> str
         )
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def _cells(r: dict) -> list[str]:
+    """One frontier row as display strings (shared by the terminal and the HTML table)."""
+    return [
+        r["design"],
+        r["parameter"],
+        r["event"],
+        _val(r["parameter"], r["frontier"]),
+        "" if r["refined"] is None else _val(r["parameter"], r["refined"]),
+        _money(r["start_usd_at_design_frontier"]) if r["event"] != "ALL" else "",
+        _money(r["capital_cost_usd_at_design_frontier"]),
+        "" if r["max_adl_failing_usd"] is None else _money(r["max_adl_failing_usd"]),
+    ]
