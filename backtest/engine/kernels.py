@@ -64,6 +64,14 @@ BANKRUPT_TOL = 1e-9
 A fill exactly on the bankruptcy price (impact_cap = tier-1 MMR puts PF = BP) is then not bankrupt
 whatever the rounding: a bankrupt piece brings its WHOLE quantity into q_adl, so without the tolerance
 the last bit of E would decide an ADL of the whole piece."""
+# per-side scale and aggregates sg[side, :] (side 0 long, 1 short), MODEL §4 "lazy scaling":
+# a cohort's quantity in base units is fs[i, Q] * sg[side, G]. Pro-rata operations on a whole side
+# (voluntary close, absorption, prune rebalance) only change G, so they cost O(1) instead of a pass
+# over 10^5 cohorts; their money follows from the side's sums of q, q*W and q*EP (scaled units).
+G, SQ, SQW, SQE = range(4)
+NSG = 4
+RENORM_BELOW = 1e-100
+"""When G falls below this, the side's q are multiplied out and G reset to 1 (keeps q finite)."""
 # cnt[:]: live cohorts, created cohorts
 C_LIVE, C_NCOH = range(2)
 # params pf[:]
@@ -102,6 +110,92 @@ def acc_total(acc: np.ndarray, k: int) -> float:
 
 
 @njit(cache=True)
+def new_scale():
+    """A fresh sg array: scale 1, empty sums."""
+    sg = np.zeros((2, NSG))
+    sg[0, G] = 1.0
+    sg[1, G] = 1.0
+    return sg
+
+
+@njit(cache=True)
+def _si(s):
+    return 0 if s > 0 else 1
+
+
+@njit(cache=True)
+def _aggregate(fs, cs, live, cnt, sg, side):
+    """Recompute the scaled sums of one side (side = 1 or -1) by a direct pass (after ADL, socialized
+    loss: rare bars that change single cohorts' q or W)."""
+    si = _si(side)
+    sq = 0.0
+    sqw = 0.0
+    sqe = 0.0
+    for j in range(cnt[C_LIVE]):
+        i = live[j]
+        if cs[i, SIDE] == side and fs[i, Q] > 0.0:
+            q = fs[i, Q]
+            sq += q
+            sqw += q * fs[i, W]
+            sqe += q * fs[i, EP]
+    sg[si, SQ] = sq
+    sg[si, SQW] = sqw
+    sg[si, SQE] = sqe
+
+
+@njit(cache=True)
+def _equity_sum(sg, si, s, price):
+    """Sum over side si of q * (W + s * (price - EP)) in scaled units (multiply by G for USD)."""
+    return sg[si, SQW] + s * (price * sg[si, SQ] - sg[si, SQE])
+
+
+@njit(cache=True)
+def _zero_side(side, price, fs, cs, live, cnt, sg):
+    """Close every cohort of one side at price; returns (equity back, quantity) in base units."""
+    si = _si(side)
+    g = sg[si, G]
+    wd = 0.0
+    qc = 0.0
+    for j in range(cnt[C_LIVE]):
+        i = live[j]
+        if cs[i, SIDE] == side and fs[i, Q] > 0.0:
+            a = fs[i, Q] * g
+            wd += a * (fs[i, W] + side * (price - fs[i, EP]))
+            qc += a
+            fs[i, Q] = 0.0
+    sg[si, G] = 1.0
+    sg[si, SQ] = 0.0
+    sg[si, SQW] = 0.0
+    sg[si, SQE] = 0.0
+    return wd, qc
+
+
+@njit(cache=True)
+def _renormalize(fs, cs, live, cnt, sg):
+    """Multiply G into the stored q of a side whose G has become tiny (rare)."""
+    for si in range(2):
+        g = sg[si, G]
+        if g >= RENORM_BELOW:
+            continue
+        side = 1 if si == 0 else -1
+        for j in range(cnt[C_LIVE]):
+            i = live[j]
+            if cs[i, SIDE] == side:
+                fs[i, Q] *= g
+        sg[si, G] = 1.0
+        _aggregate(fs, cs, live, cnt, sg, side)
+
+
+def base_quantities(fs: np.ndarray, cs: np.ndarray, live: np.ndarray, cnt: np.ndarray,
+                    sg: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Live cohorts' indices, sides and quantities in base units (for reports and tests)."""
+    idx = live[: cnt[C_LIVE]]
+    side = cs[idx, SIDE]
+    q = fs[idx, Q] * np.where(side > 0, sg[0, G], sg[1, G])
+    return idx, side, q
+
+
+@njit(cache=True)
 def liq_price(side, ep, w, qa, mmr, cum):
     if side > 0:
         return (ep - w - cum / qa) / (1.0 - mmr)
@@ -109,16 +203,27 @@ def liq_price(side, ep, w, qa, mmr, cum):
 
 
 @njit(cache=True)
-def apply_funding(rate, mark, fs, cs, live, cnt, brackets, acc):
+def apply_funding(rate, mark, fs, cs, live, cnt, brackets, acc, sg):
     """Funding settlement at the bar open (MODEL §4.1): longs pay shorts when rate > 0."""
     per_unit = rate * mark
     net = 0.0
+    gl = sg[0, G]
+    gs = sg[1, G]
+    sqw_l = 0.0
+    sqw_s = 0.0
     for j in range(cnt[C_LIVE]):
         i = live[j]
         s = cs[i, SIDE]
         fs[i, W] -= s * per_unit
-        net += s * per_unit * fs[i, Q]
+        if s > 0:
+            net += per_unit * fs[i, Q] * gl
+            sqw_l += fs[i, Q] * fs[i, W]
+        else:
+            net -= per_unit * fs[i, Q] * gs
+            sqw_s += fs[i, Q] * fs[i, W]
         _set_lp(i, fs, cs, brackets)
+    sg[0, SQW] = sqw_l
+    sg[1, SQW] = sqw_s
     _add(acc, A_FUNDING_NET, net)
 
 
@@ -141,60 +246,82 @@ def impact(y, cap, high, low, vol, x):
 
 
 @njit(cache=True)
-def liquidate(t, mult, bars, fs, cs, live, cnt, pc, brackets, pf, out, acc):
+def liquidate(t, mult, bars, fs, cs, live, cnt, pc, brackets, pf, out, acc, sg):
     """Trigger, partial liquidation, execution, surplus and bad debt of bar t (MODEL §5).
 
     Returns the number of pieces. If it exceeds ``len(pc)`` nothing was changed and the caller must
-    grow ``pc`` and call again (pass 1 only reads the state).
+    grow ``pc`` and call again (pass 1 only reads the state). Pieces hold base units (P_Q) and the
+    cohort's scaled q after the piece (P_QAFTER).
     """
     mopen = bars[t, B_MOPEN] * mult
     mlow = bars[t, B_MLOW] * mult
     mhigh = bars[t, B_MHIGH] * mult
     cap_pc = pc.shape[0]
+    gl = sg[0, G]
+    gs = sg[1, G]
     n = 0
+    # the scan also sums q, q*W, q*EP per side after this bar's pieces: exact sums every bar, so a
+    # cohort of 1e-246 next to a liquidated one of 1e4 still counts as an absorber (no cancellation)
+    sq_l = 0.0
+    sqw_l = 0.0
+    sqe_l = 0.0
+    sq_s = 0.0
+    sqw_s = 0.0
+    sqe_s = 0.0
     for j in range(cnt[C_LIVE]):
         i = live[j]
         s = cs[i, SIDE]
-        if s > 0:
-            if mlow > fs[i, LP]:
-                continue
-        elif mhigh < fs[i, LP]:
-            continue
-        k = cs[i, TIER]
-        q_tot = fs[i, Q]
-        qa = fs[i, QA]
+        q_s = fs[i, Q]
         ep = fs[i, EP]
         w = fs[i, W]
-        while q_tot > 0.0:
-            lp = liq_price(s, ep, w, qa, brackets[k, 3], brackets[k, 4])
+        if (mlow <= fs[i, LP]) if s > 0 else (mhigh >= fs[i, LP]):
+            g = gl if s > 0 else gs
+            k = cs[i, TIER]
+            qa = fs[i, QA]
+            while q_s > 0.0:
+                lp = liq_price(s, ep, w, qa, brackets[k, 3], brackets[k, 4])
+                if s > 0:
+                    if mlow > lp:
+                        break
+                    pt = lp if lp < mopen else mopen
+                else:
+                    if mhigh < lp:
+                        break
+                    pt = lp if lp > mopen else mopen
+                if k == 0:
+                    q_after, qa_after, k_after = 0.0, qa, 0
+                else:
+                    cut = brackets[k, 0] / pt
+                    qa_after = qa if qa < cut else cut
+                    q_after = q_s * (qa_after / qa)
+                    k_after = k - 1
+                if n < cap_pc:
+                    pc[n, P_I] = i
+                    pc[n, P_Q] = (q_s - q_after) * g
+                    pc[n, P_PT] = pt
+                    pc[n, P_QA] = qa
+                    pc[n, P_QAFTER] = q_after
+                    pc[n, P_QAAFTER] = qa_after
+                    pc[n, P_TIER] = k_after
+                n += 1
+                q_s, qa, k = q_after, qa_after, k_after
+        if q_s > 0.0:
             if s > 0:
-                if mlow > lp:
-                    break
-                pt = lp if lp < mopen else mopen
+                sq_l += q_s
+                sqw_l += q_s * w
+                sqe_l += q_s * ep
             else:
-                if mhigh < lp:
-                    break
-                pt = lp if lp > mopen else mopen
-            if k == 0:
-                piece, q_after, qa_after, k_after = q_tot, 0.0, qa, 0
-            else:
-                cut = brackets[k, 0] / pt
-                qa_after = qa if qa < cut else cut
-                q_after = q_tot * (qa_after / qa)
-                piece = q_tot - q_after
-                k_after = k - 1
-            if n < cap_pc:
-                pc[n, P_I] = i
-                pc[n, P_Q] = piece
-                pc[n, P_PT] = pt
-                pc[n, P_QA] = qa
-                pc[n, P_QAFTER] = q_after
-                pc[n, P_QAAFTER] = qa_after
-                pc[n, P_TIER] = k_after
-            n += 1
-            q_tot, qa, k = q_after, qa_after, k_after
+                sq_s += q_s
+                sqw_s += q_s * w
+                sqe_s += q_s * ep
     if n > cap_pc:
         return n
+    sg[0, SQ] = sq_l
+    sg[0, SQW] = sqw_l
+    sg[0, SQE] = sqe_l
+    sg[1, SQ] = sq_s
+    sg[1, SQW] = sqw_s
+    sg[1, SQE] = sqe_s
     # side totals -> impact
     x_long = 0.0
     x_short = 0.0
@@ -224,7 +351,6 @@ def liquidate(t, mult, bars, fs, cs, live, cnt, pc, brackets, pf, out, acc):
         _set_lp(i, fs, cs, brackets)
         if q <= 0.0:
             continue
-        acc[A_QL if s > 0 else A_QS] -= q
         o = O_LONG if s > 0 else O_SHORT
         ep = fs[i, EP]
         w = fs[i, W]
@@ -254,17 +380,16 @@ def liquidate(t, mult, bars, fs, cs, live, cnt, pc, brackets, pf, out, acc):
 
 
 @njit(cache=True)
-def _book_closes(acc, side, q_closed, wd, price, fee_rate):
+def _book_closes(acc, q_closed, wd, price, fee_rate):
     """Book a group of closes at one price: equity back to the traders (wd, summed by the caller over
     the group so 10^5 tiny closes are added to the run totals once), fee outside the position."""
     _add(acc, A_WD, wd)
     _add(acc, A_F, q_closed * price * fee_rate)
     _add(acc, A_TRADED, q_closed * price)
-    acc[A_QL if side > 0 else A_QS] -= q_closed
 
 
 @njit(cache=True)
-def _adl(t, opp, u_loss, o, fs, cs, live, cnt, out, acc):
+def _adl(t, opp, u_loss, o, fs, cs, live, cnt, out, acc, sg):
     """Close top-ranked profitable cohorts of side opp at the bankruptcy price (MODEL §7.1)."""
     qb = out[t, o + O_QB]
     bad = out[t, o + O_BAD]
@@ -272,6 +397,7 @@ def _adl(t, opp, u_loss, o, fs, cs, live, cnt, out, acc):
     q_adl = phi * qb
     p_adl = out[t, o + O_QBBP] / qb
     vwap_b = out[t, o + O_QBPF] / qb
+    g = sg[_si(opp), G]
     nl = cnt[C_LIVE]
     idx = np.empty(nl, np.int64)
     neg = np.empty(nl, np.float64)
@@ -298,14 +424,16 @@ def _adl(t, opp, u_loss, o, fs, cs, live, cnt, out, acc):
         if rem <= DUST_REL * q_adl:
             break
         i = idx[order[r]]
-        a = fs[i, Q]
+        a = fs[i, Q] * g
         if a * (1.0 - DUST_REL) > rem:  # partial close of the last cohort (whole within dust, §5.5)
             a = rem
+            fs[i, Q] -= a / g
+        else:
+            fs[i, Q] = 0.0
         _add(acc, A_WD, a * (fs[i, W] + opp * (p_adl - fs[i, EP])))
         _add(acc, A_TRADED, a * p_adl)
-        acc[A_QL if opp > 0 else A_QS] -= a
-        fs[i, Q] -= a
         filled += a
+    _aggregate(fs, cs, live, cnt, sg, opp)
     haircut = filled * abs(p_adl - vwap_b)
     out[t, o + O_ADL_Q] = filled
     out[t, o + O_ADL_USD] = filled * p_adl
@@ -316,14 +444,15 @@ def _adl(t, opp, u_loss, o, fs, cs, live, cnt, out, acc):
 
 
 @njit(cache=True)
-def _socialize(t, opp, u_loss, o, mclose, fs, cs, live, cnt, brackets, out, acc):
+def _socialize(t, opp, u_loss, o, mclose, fs, cs, live, cnt, brackets, out, acc, sg):
     """Charge the uncovered loss to side opp's profits, pro rata (MODEL §7.2)."""
+    g = sg[_si(opp), G]
     total = 0.0
     for j in range(cnt[C_LIVE]):
         i = live[j]
         if cs[i, SIDE] != opp or fs[i, Q] <= 0.0:
             continue
-        p = fs[i, Q] * opp * (mclose - fs[i, EP])
+        p = fs[i, Q] * g * opp * (mclose - fs[i, EP])
         if p > 0.0:
             total += p
     charged = u_loss if u_loss < total else total
@@ -332,29 +461,15 @@ def _socialize(t, opp, u_loss, o, mclose, fs, cs, live, cnt, brackets, out, acc)
             i = live[j]
             if cs[i, SIDE] != opp or fs[i, Q] <= 0.0:
                 continue
-            p = fs[i, Q] * opp * (mclose - fs[i, EP])
+            q = fs[i, Q] * g
+            p = q * opp * (mclose - fs[i, EP])
             if p > 0.0:
-                fs[i, W] -= charged * (p / total) / fs[i, Q]
+                fs[i, W] -= charged * (p / total) / q
                 _set_lp(i, fs, cs, brackets)
+        _aggregate(fs, cs, live, cnt, sg, opp)
     out[t, o + O_HAIRCUT] = charged
     out[t, o + O_UNREC] = u_loss - charged
     _add(acc, A_UNREC, u_loss - charged)
-
-
-@njit(cache=True)
-def _side_totals(fs, cs, live, cnt, acc):
-    """Side totals of Q as direct sums in creation order (what the reference sums)."""
-    ql = 0.0
-    qs = 0.0
-    for j in range(cnt[C_LIVE]):
-        i = live[j]
-        if fs[i, Q] > 0.0:
-            if cs[i, SIDE] > 0:
-                ql += fs[i, Q]
-            else:
-                qs += fs[i, Q]
-    acc[A_QL] = ql
-    acc[A_QS] = qs
 
 
 @njit(cache=True)
@@ -379,8 +494,13 @@ def settle(
     pf,
     out,
     acc,
+    sg,
 ):
-    """Waterfall, absorption, voluntary closes, opens and pruning of bar t (MODEL §7, §6, §4.10)."""
+    """Waterfall, absorption, voluntary closes, opens and pruning of bar t (MODEL §7, §6, §4.10).
+
+    Pro-rata closes of a whole side (absorption, voluntary close, prune rebalance) scale the side's G;
+    the only pass over every cohort is the prune + compaction pass at the end.
+    """
     mclose = bars[t, B_MCLOSE] * mult
     vusd = bars[t, B_VUSD]
     social = pf[PF_SOCIAL] > 0.5
@@ -399,9 +519,9 @@ def settle(
         vwap_b = 0.0
         if u_loss > 0.0 and out[t, o + O_BAD] > 0.0:
             if social:
-                _socialize(t, opp, u_loss, o, mclose, fs, cs, live, cnt, brackets, out, acc)
+                _socialize(t, opp, u_loss, o, mclose, fs, cs, live, cnt, brackets, out, acc, sg)
             elif out[t, o + O_QB] > 0.0:
-                filled, vwap_b = _adl(t, opp, u_loss, o, fs, cs, live, cnt, out, acc)
+                filled, vwap_b = _adl(t, opp, u_loss, o, fs, cs, live, cnt, out, acc, sg)
             else:  # only pieces within BANKRUPT_TOL of their bankruptcy price: nothing to ADL (§7.1)
                 out[t, o + O_UNREC] = u_loss
                 _add(acc, A_UNREC, u_loss)
@@ -412,24 +532,18 @@ def settle(
         out[t, o + O_PABS] = p_abs
         # every alive cohort of the other side absorbs, also the remainder of one partially liquidated
         # in this bar (MODEL §7.3): the excess is then equal on both sides and long Q = short Q holds
-        avail = 0.0
-        for j in range(cnt[C_LIVE]):
-            i = live[j]
-            if cs[i, SIDE] == opp:
-                avail += fs[i, Q]
-        whole = need >= avail * (1.0 - DUST_REL)  # dust floor (§5.5): closes the side out
+        oi_ = side_i ^ 1
+        g = sg[oi_, G]
+        avail = g * sg[oi_, SQ]
         if avail > 0.0:
-            share = need / avail
-            wd = 0.0
-            q_closed = 0.0
-            for j in range(cnt[C_LIVE]):
-                i = live[j]
-                if cs[i, SIDE] == opp and fs[i, Q] > 0.0:
-                    a = fs[i, Q] if whole else fs[i, Q] * share
-                    wd += a * (fs[i, W] + opp * (p_abs - fs[i, EP]))
-                    q_closed += a
-                    fs[i, Q] -= a
-            _book_closes(acc, opp, q_closed, wd, p_abs, fee)
+            if need >= avail * (1.0 - DUST_REL):  # dust floor (§5.5): closes the side out
+                wd, q_closed = _zero_side(opp, p_abs, fs, cs, live, cnt, sg)
+            else:
+                share = need / avail
+                q_closed = share * avail
+                wd = share * g * _equity_sum(sg, oi_, opp, p_abs)
+                sg[oi_, G] = g * (1.0 - share)
+            _book_closes(acc, q_closed, wd, p_abs, fee)
         if need > avail:
             if side_i == 0:
                 excess_long = need - avail
@@ -444,10 +558,10 @@ def settle(
     if abs(flow) <= DUST_REL * (x_long + x_short):
         flow = 0.0  # dust (§5.5)
     out[t, O_FLOW] = flow
-    if x_long > 0.0 or x_short > 0.0:
-        _side_totals(fs, cs, live, cnt, acc)  # exact again after the liquidations (0 for an emptied side)
     # voluntary close share, from the long side total (MODEL §6)
-    oi = acc[A_QL] * mclose
+    ql_old = sg[0, G] * sg[0, SQ]
+    qs_old = sg[1, G] * sg[1, SQ]
+    oi = ql_old * mclose
     c = 0.0
     if oi > 0.0:
         c = pf[PF_CVS] * vusd / oi
@@ -463,15 +577,30 @@ def settle(
     else:
         n_open = pf[PF_OVS] * vusd
     out[t, O_OPEN_USD] = n_open
-    # opens are appended after the existing cohorts; the close share applies to the existing ones
-    nl_old = cnt[C_LIVE]
-    nl = nl_old
+    # the close share applies to the existing cohorts, before the opens are appended
+    if c > 0.0:
+        wd = 0.0
+        closed_q = 0.0
+        for si in range(2):
+            s = 1 if si == 0 else -1
+            if c >= 1.0:
+                w_, q_ = _zero_side(s, mclose, fs, cs, live, cnt, sg)
+                wd += w_
+                closed_q += q_
+            else:
+                g = sg[si, G]
+                wd += c * g * _equity_sum(sg, si, s, mclose)
+                closed_q += c * g * sg[si, SQ]
+                sg[si, G] = g * (1.0 - c)
+        _book_closes(acc, closed_q, wd, mclose, fee)
+    ql_new = ql_old * (1.0 - c)
+    qs_new = qs_old * (1.0 - c)
+    nl = cnt[C_LIVE]
     nc = cnt[C_NCOH]
-    ql_new = acc[A_QL] * (1.0 - c)
-    qs_new = acc[A_QS] * (1.0 - c)
     if n_open > 0.0 and mclose > 0.0:
         for side_i in range(2):
             s = 1 if side_i == 0 else -1
+            g = sg[side_i, G]
             for b in range(wl.shape[1]):
                 wb = wl[t, b] if side_i == 0 else ws[t, b]
                 if wb <= 0.0:
@@ -481,7 +610,9 @@ def settle(
                     if notional <= 0.0:
                         continue
                     lev = lev_eff[b, z]
-                    fs[nc, Q] = notional / mclose
+                    q_true = notional / mclose
+                    q = q_true / g
+                    fs[nc, Q] = q
                     fs[nc, QA] = size_usd[z] / mclose
                     fs[nc, EP] = mclose
                     fs[nc, W] = mclose / lev
@@ -490,87 +621,109 @@ def settle(
                     cs[nc, TIER] = size_tier[z]
                     cs[nc, TRIG] = -1
                     _set_lp(nc, fs, cs, brackets)
-                    _add(acc, A_D, fs[nc, Q] * fs[nc, W])
+                    sg[side_i, SQ] += q
+                    sg[side_i, SQW] += q * fs[nc, W]
+                    sg[side_i, SQE] += q * mclose
+                    _add(acc, A_D, q_true * fs[nc, W])
                     _add(acc, A_F, notional * fee)
                     _add(acc, A_TRADED, notional)
                     if s > 0:
-                        ql_new += fs[nc, Q]
+                        ql_new += q_true
                     else:
-                        qs_new += fs[nc, Q]
+                        qs_new += q_true
                     live[nl] = nc
                     nl += 1
                     nc += 1
     cnt[C_NCOH] = nc
-    # one fused pass: voluntary close of the old cohorts, prune (threshold on the totals after
-    # closes and opens), compaction of the live list (creation order kept)
-    thr_l = pf[PF_PRUNE] * ql_new
-    thr_s = pf[PF_PRUNE] * qs_new
+    # one pass: prune (threshold on the totals after closes and opens, in each side's scaled units),
+    # compaction of the live list (creation order kept), exact scaled sums of the survivors
+    gl = sg[0, G]
+    gs = sg[1, G]
+    thr_l = pf[PF_PRUNE] * ql_new / gl
+    thr_s = pf[PF_PRUNE] * qs_new / gs
     pruned = 0
     m = 0
     wd = 0.0
-    closed_q = 0.0  # all quantity closed at mclose in this pass (fees, traded)
-    ql = 0.0  # side totals of the survivors, summed directly in creation order
-    qs = 0.0
+    closed_q = 0.0
+    sq_l = 0.0
+    sqw_l = 0.0
+    sqe_l = 0.0
+    sq_s = 0.0
+    sqw_s = 0.0
+    sqe_s = 0.0
     for j in range(nl):
         i = live[j]
-        s = cs[i, SIDE]
         qi = fs[i, Q]
-        if j < nl_old and c > 0.0:
-            a = c * qi
-            wd += a * (fs[i, W] + s * (mclose - fs[i, EP]))
-            closed_q += a
-            qi = qi - a
-        if qi > 0.0 and qi < (thr_l if s > 0 else thr_s):
-            wd += qi * (fs[i, W] + s * (mclose - fs[i, EP]))
-            closed_q += qi
-            qi = 0.0
-            pruned += 1
-        fs[i, Q] = qi
-        if qi > 0.0:
-            live[m] = i
-            m += 1
-            if s > 0:
-                ql += qi
-            else:
-                qs += qi
-    _add(acc, A_WD, wd)
-    _add(acc, A_F, closed_q * mclose * fee)
-    _add(acc, A_TRADED, closed_q * mclose)
+        if qi <= 0.0:
+            continue
+        s = cs[i, SIDE]
+        if s > 0:
+            if qi < thr_l:
+                a = qi * gl
+                wd += a * (fs[i, W] + mclose - fs[i, EP])
+                closed_q += a
+                fs[i, Q] = 0.0
+                pruned += 1
+                continue
+            sq_l += qi
+            sqw_l += qi * fs[i, W]
+            sqe_l += qi * fs[i, EP]
+        else:
+            if qi < thr_s:
+                a = qi * gs
+                wd += a * (fs[i, W] - mclose + fs[i, EP])
+                closed_q += a
+                fs[i, Q] = 0.0
+                pruned += 1
+                continue
+            sq_s += qi
+            sqw_s += qi * fs[i, W]
+            sqe_s += qi * fs[i, EP]
+        live[m] = i
+        m += 1
+    sg[0, SQ] = sq_l
+    sg[0, SQW] = sqw_l
+    sg[0, SQE] = sqe_l
+    sg[1, SQ] = sq_s
+    sg[1, SQW] = sqw_s
+    sg[1, SQE] = sqe_s
+    _book_closes(acc, closed_q, wd, mclose, fee)
     cnt[C_LIVE] = m
+    ql = gl * sq_l
+    qs = gs * sq_s
     if pruned > 0:
         acc[A_PRUNED] += pruned
         big = 1 if ql > qs else -1
+        bi = _si(big)
         diff = abs(ql - qs)
         tot = ql if big > 0 else qs
         if diff > 0.0 and tot > 0.0:
             sh = diff / tot
-            whole = sh >= 1.0 - DUST_REL  # dust (§5.5)
-            q_big = 0.0
-            wd = 0.0
-            q_closed = 0.0
-            for j in range(m):
-                i = live[j]
-                if cs[i, SIDE] == big:
-                    a = fs[i, Q] if whole else sh * fs[i, Q]
-                    wd += a * (fs[i, W] + big * (mclose - fs[i, EP]))
-                    q_closed += a
-                    fs[i, Q] -= a
-                    q_big += fs[i, Q]
-            _book_closes(acc, big, q_closed, wd, mclose, fee)
+            if sh >= 1.0 - DUST_REL:  # dust (§5.5)
+                w_, q_closed = _zero_side(big, mclose, fs, cs, live, cnt, sg)
+                _book_closes(acc, q_closed, w_, mclose, fee)
+                q_big = 0.0
+            else:
+                g = sg[bi, G]
+                _book_closes(acc, sh * tot, sh * g * _equity_sum(sg, bi, big, mclose), mclose, fee)
+                sg[bi, G] = g * (1.0 - sh)
+                q_big = sg[bi, G] * sg[bi, SQ]
             if big > 0:
                 ql = q_big
             else:
                 qs = q_big
+    _renormalize(fs, cs, live, cnt, sg)
     acc[A_QL] = ql
     acc[A_QS] = qs
     out[t, O_OI] = ql * mclose
 
 
 @njit(cache=True)
-def open_equity(mark, fs, cs, live, cnt):
+def open_equity(mark, fs, cs, live, cnt, sg):
     """Equity of all open positions at one mark price (conservation, MODEL §8)."""
     e = 0.0
     for j in range(cnt[C_LIVE]):
         i = live[j]
-        e += fs[i, Q] * (fs[i, W] + cs[i, SIDE] * (mark - fs[i, EP]))
+        s = cs[i, SIDE]
+        e += fs[i, Q] * sg[_si(s), G] * (fs[i, W] + s * (mark - fs[i, EP]))
     return e

@@ -43,6 +43,7 @@ class SymbolState:
     mult: np.ndarray  # price multiplier per bar (endogenous path), 1.0 historical
     paid: np.ndarray  # [T, 2] fund (or warm-up sink) payment per side
     uncovered: np.ndarray  # [T, 2]
+    sg: np.ndarray  # [2, NSG] per-side scale G and scaled sums: base-unit Q of cohort i = fs[i, Q] * G
 
     @classmethod
     def create(cls, inp: SymbolInputs, p: Params) -> SymbolState:
@@ -68,7 +69,12 @@ class SymbolState:
             mult=np.ones(t),
             paid=np.zeros((t, 2)),
             uncovered=np.zeros((t, 2)),
+            sg=K.new_scale(),
         )
+
+    def positions(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Live cohorts' row indices, sides (+1 long, -1 short) and quantities in base units."""
+        return K.base_quantities(self.fs, self.cs, self.live, self.cnt, self.sg)
 
     def copy(self) -> SymbolState:
         """Own copies of every mutable array; the inputs are shared (never written)."""
@@ -292,10 +298,12 @@ class _Run:
                     st.cnt,
                     inp.brackets,
                     st.acc,
+                    st.sg,
                 )
             while True:
                 need = K.liquidate(
-                    t, mult, inp.bars, st.fs, st.cs, st.live, st.cnt, st.pc, inp.brackets, pf, st.out, st.acc
+                    t, mult, inp.bars, st.fs, st.cs, st.live, st.cnt, st.pc, inp.brackets, pf, st.out, st.acc,
+                    st.sg,
                 )
                 if need <= st.pc.shape[0]:
                     break
@@ -352,6 +360,7 @@ class _Run:
                 pf,
                 st.out,
                 st.acc,
+                st.sg,
             )
         # 11: the design acts and is valued (the Market view is built only for designs that use it)
         if acts:

@@ -25,7 +25,7 @@ def test_conservation(recorded, event_id: str) -> None:
 def test_long_notional_equals_short_notional(recorded, event_id: str) -> None:
     for design, run in recorded(event_id).states.items():
         for sym, st in run.symbols.items():
-            q, side = st.fs[:, K.Q], st.cs[:, K.SIDE]
+            _, side, q = st.positions()
             long_q, short_q = float(q[side > 0].sum()), float(q[side < 0].sum())
             assert long_q == pytest.approx(short_q, rel=1e-9, abs=1e-9), (design, sym)
             mark = st.inp.bars[-1, K.B_MCLOSE]

@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 
-from backtest.engine import kernels as K  # state-dump layout only (column ids of the cohort arrays)
 from backtest.engine.inputs import SymbolInputs
 from backtest.engine.replay import replay
 from backtest.engine.results import conservation, summarize
@@ -33,8 +32,7 @@ def _cut(inp: SymbolInputs, end_ts: int) -> SymbolInputs:
 def _fast_side_q(run) -> dict[str, tuple[float, float]]:
     out = {}
     for sym, st in run.symbols.items():
-        live = st.live[: st.cnt[K.C_LIVE]]
-        q, side = st.fs[live, K.Q], st.cs[live, K.SIDE]
+        _, side, q = st.positions()
         out[sym] = (float(q[side > 0].sum()), float(q[side < 0].sum()))
     return out
 

@@ -91,9 +91,7 @@ def test_conservation_and_balance(overrides, capital):
     cons = conservation(run)
     assert abs(cons["residual"]) <= 1e-6 * cons["traded"] + 1e-6
     for st in run.symbols.values():
-        live = st.live[: st.cnt[K.C_LIVE]]
-        q = st.fs[live, K.Q]
-        side = st.cs[live, K.SIDE]
+        _, side, q = st.positions()
         ql, qs = q[side > 0].sum(), q[side < 0].sum()
         assert ql == pytest.approx(qs, rel=1e-9)  # long notional = short notional
         assert st.acc[K.A_QL] == pytest.approx(ql, rel=1e-9)  # running total = direct sum

@@ -183,8 +183,9 @@ def test_partial_liquidation_to_the_lower_bracket():
     assert out[1, K.O_LONG + K.O_EVENTS] == 1.0
     assert out[1, K.O_LONG + K.O_X] == pytest.approx(piece)
     assert out[1, K.O_LONG + K.O_SURPLUS] == pytest.approx(piece * (lp2 - 90))
-    long_i = [i for i in st.live[: st.cnt[K.C_LIVE]] if st.cs[i, K.SIDE] > 0][0]
-    assert st.fs[long_i, K.Q] == pytest.approx(10 - piece)
+    idx, side, q = st.positions()
+    long_i, long_q = idx[side > 0][0], q[side > 0][0]
+    assert long_q == pytest.approx(10 - piece)
     assert st.fs[long_i, K.QA] == pytest.approx(qa2)
     assert st.cs[long_i, K.TIER] == 0
     assert st.fs[long_i, K.LP] == pytest.approx(90 / 0.996)
@@ -244,7 +245,8 @@ def test_adl_ranks_by_pnl_pct_times_effective_leverage():
     pf = 95 / 0.996 * 0.95
     assert st.out[1, K.O_LONG + K.O_BAD] == pytest.approx(5 * (95 - pf))
     assert st.out[1, K.O_LONG + K.O_ADL_Q] == pytest.approx(5.0)
-    shorts = {st.fs[i, K.LEV]: st.fs[i, K.Q] for i in st.live[: st.cnt[K.C_LIVE]] if st.cs[i, K.SIDE] < 0}
+    idx, side, q = st.positions()
+    shorts = {st.fs[i, K.LEV]: qi for i, s, qi in zip(idx, side, q, strict=True) if s < 0}
     assert shorts == {5.0: pytest.approx(5.0)}  # the 20x short is gone, the 5x short untouched
     assert abs(conservation(run)["residual"]) < 1e-9
 
@@ -261,11 +263,8 @@ def test_socialized_loss_charges_winners_pro_rata_to_profit():
     bad = 5 * (95 - 95 / 0.996 * 0.95)
     assert st.out[1, K.O_LONG + K.O_HAIRCUT] == pytest.approx(bad)
     assert st.out[1, K.O_LONG + K.O_ADL_Q] == 0.0
-    shorts = {
-        st.fs[i, K.LEV]: (st.fs[i, K.Q], st.fs[i, K.W])
-        for i in st.live[: st.cnt[K.C_LIVE]]
-        if st.cs[i, K.SIDE] < 0
-    }
+    idx, side, q = st.positions()
+    shorts = {st.fs[i, K.LEV]: (qi, st.fs[i, K.W]) for i, s, qi in zip(idx, side, q, strict=True) if s < 0}
     assert shorts[5.0] == (pytest.approx(2.5), pytest.approx(20 - bad / 2 / 5))
     assert shorts[20.0] == (pytest.approx(2.5), pytest.approx(5 - bad / 2 / 5))
     assert abs(conservation(run)["residual"]) < 1e-9
