@@ -12,10 +12,10 @@ import math
 import numpy as np
 from numba import njit
 
-# cohort float state fs[i, :]
+# cohort float state fs[:, i] (one contiguous row per field: the passes stream a few fields)
 Q, QA, EP, W, LEV, LP = range(6)
 NFS = 6
-# cohort int state cs[i, :]
+# cohort int state cs[:, i]
 SIDE, TIER, TRIG = range(3)  # TRIG: last bar in which a liquidation stage fired (diagnostic only)
 NCS = 3
 # bar inputs bars[t, :]
@@ -65,13 +65,16 @@ A fill exactly on the bankruptcy price (impact_cap = tier-1 MMR puts PF = BP) is
 whatever the rounding: a bankrupt piece brings its WHOLE quantity into q_adl, so without the tolerance
 the last bit of E would decide an ADL of the whole piece."""
 # per-side scale and aggregates sg[side, :] (side 0 long, 1 short), MODEL §4 "lazy scaling":
-# a cohort's quantity in base units is fs[i, Q] * sg[side, G]. Pro-rata operations on a whole side
+# a cohort's quantity in base units is fs[Q, i] * sg[side, G]. Pro-rata operations on a whole side
 # (voluntary close, absorption, prune rebalance) only change G, so they cost O(1) instead of a pass
 # over 10^5 cohorts; their money follows from the side's sums of q, q*W and q*EP (scaled units).
 G, SQ, SQW, SQE = range(4)
 NSG = 4
 RENORM_BELOW = 1e-100
 """When G falls below this, the side's q are multiplied out and G reset to 1 (keeps q finite)."""
+CANCEL_GUARD = 1e-3
+"""A side whose running sum of q fell below this fraction of its value before the bar's liquidations is
+summed again directly (its rounding error would otherwise exceed ~1e-13 relative)."""
 # cnt[:]: live cohorts, created cohorts
 C_LIVE, C_NCOH = range(2)
 # params pf[:]
@@ -133,11 +136,11 @@ def _aggregate(fs, cs, live, cnt, sg, side):
     sqe = 0.0
     for j in range(cnt[C_LIVE]):
         i = live[j]
-        if cs[i, SIDE] == side and fs[i, Q] > 0.0:
-            q = fs[i, Q]
+        if cs[SIDE, i] == side and fs[Q, i] > 0.0:
+            q = fs[Q, i]
             sq += q
-            sqw += q * fs[i, W]
-            sqe += q * fs[i, EP]
+            sqw += q * fs[W, i]
+            sqe += q * fs[EP, i]
     sg[si, SQ] = sq
     sg[si, SQW] = sqw
     sg[si, SQE] = sqe
@@ -158,11 +161,11 @@ def _zero_side(side, price, fs, cs, live, cnt, sg):
     qc = 0.0
     for j in range(cnt[C_LIVE]):
         i = live[j]
-        if cs[i, SIDE] == side and fs[i, Q] > 0.0:
-            a = fs[i, Q] * g
-            wd += a * (fs[i, W] + side * (price - fs[i, EP]))
+        if cs[SIDE, i] == side and fs[Q, i] > 0.0:
+            a = fs[Q, i] * g
+            wd += a * (fs[W, i] + side * (price - fs[EP, i]))
             qc += a
-            fs[i, Q] = 0.0
+            fs[Q, i] = 0.0
     sg[si, G] = 1.0
     sg[si, SQ] = 0.0
     sg[si, SQW] = 0.0
@@ -180,8 +183,8 @@ def _renormalize(fs, cs, live, cnt, sg):
         side = 1 if si == 0 else -1
         for j in range(cnt[C_LIVE]):
             i = live[j]
-            if cs[i, SIDE] == side:
-                fs[i, Q] *= g
+            if cs[SIDE, i] == side:
+                fs[Q, i] *= g
         sg[si, G] = 1.0
         _aggregate(fs, cs, live, cnt, sg, side)
 
@@ -190,8 +193,8 @@ def base_quantities(fs: np.ndarray, cs: np.ndarray, live: np.ndarray, cnt: np.nd
                     sg: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Live cohorts' indices, sides and quantities in base units (for reports and tests)."""
     idx = live[: cnt[C_LIVE]]
-    side = cs[idx, SIDE]
-    q = fs[idx, Q] * np.where(side > 0, sg[0, G], sg[1, G])
+    side = cs[SIDE, idx]
+    q = fs[Q, idx] * np.where(side > 0, sg[0, G], sg[1, G])
     return idx, side, q
 
 
@@ -209,28 +212,24 @@ def apply_funding(rate, mark, fs, cs, live, cnt, brackets, acc, sg):
     net = 0.0
     gl = sg[0, G]
     gs = sg[1, G]
-    sqw_l = 0.0
-    sqw_s = 0.0
     for j in range(cnt[C_LIVE]):
         i = live[j]
-        s = cs[i, SIDE]
-        fs[i, W] -= s * per_unit
+        s = cs[SIDE, i]
+        fs[W, i] -= s * per_unit
         if s > 0:
-            net += per_unit * fs[i, Q] * gl
-            sqw_l += fs[i, Q] * fs[i, W]
+            net += per_unit * fs[Q, i] * gl
         else:
-            net -= per_unit * fs[i, Q] * gs
-            sqw_s += fs[i, Q] * fs[i, W]
+            net -= per_unit * fs[Q, i] * gs
         _set_lp(i, fs, cs, brackets)
-    sg[0, SQW] = sqw_l
-    sg[1, SQW] = sqw_s
+    _aggregate(fs, cs, live, cnt, sg, 1)  # W moved: the sums of q*W are taken again (and resynced)
+    _aggregate(fs, cs, live, cnt, sg, -1)
     _add(acc, A_FUNDING_NET, net)
 
 
 @njit(cache=True)
 def _set_lp(i, fs, cs, brackets):
-    k = cs[i, TIER]
-    fs[i, LP] = liq_price(cs[i, SIDE], fs[i, EP], fs[i, W], fs[i, QA], brackets[k, 3], brackets[k, 4])
+    k = cs[TIER, i]
+    fs[LP, i] = liq_price(cs[SIDE, i], fs[EP, i], fs[W, i], fs[QA, i], brackets[k, 3], brackets[k, 4])
 
 
 @njit(cache=True)
@@ -260,73 +259,56 @@ def liquidate(t, mult, bars, fs, cs, live, cnt, pc, brackets, pf, out, acc, sg):
     gl = sg[0, G]
     gs = sg[1, G]
     n = 0
-    # the scan also sums q, q*W, q*EP per side after this bar's pieces: exact sums every bar, so a
-    # cohort of 1e-246 next to a liquidated one of 1e4 still counts as an absorber (no cancellation)
-    sq_l = 0.0
-    sqw_l = 0.0
-    sqe_l = 0.0
-    sq_s = 0.0
-    sqw_s = 0.0
-    sqe_s = 0.0
     for j in range(cnt[C_LIVE]):
         i = live[j]
-        s = cs[i, SIDE]
-        q_s = fs[i, Q]
-        ep = fs[i, EP]
-        w = fs[i, W]
-        if (mlow <= fs[i, LP]) if s > 0 else (mhigh >= fs[i, LP]):
-            g = gl if s > 0 else gs
-            k = cs[i, TIER]
-            qa = fs[i, QA]
-            while q_s > 0.0:
-                lp = liq_price(s, ep, w, qa, brackets[k, 3], brackets[k, 4])
-                if s > 0:
-                    if mlow > lp:
-                        break
-                    pt = lp if lp < mopen else mopen
-                else:
-                    if mhigh < lp:
-                        break
-                    pt = lp if lp > mopen else mopen
-                if k == 0:
-                    q_after, qa_after, k_after = 0.0, qa, 0
-                else:
-                    cut = brackets[k, 0] / pt
-                    qa_after = qa if qa < cut else cut
-                    q_after = q_s * (qa_after / qa)
-                    k_after = k - 1
-                if n < cap_pc:
-                    pc[n, P_I] = i
-                    pc[n, P_Q] = (q_s - q_after) * g
-                    pc[n, P_PT] = pt
-                    pc[n, P_QA] = qa
-                    pc[n, P_QAFTER] = q_after
-                    pc[n, P_QAAFTER] = qa_after
-                    pc[n, P_TIER] = k_after
-                n += 1
-                q_s, qa, k = q_after, qa_after, k_after
-        if q_s > 0.0:
+        s = cs[SIDE, i]
+        if s > 0:
+            if mlow > fs[LP, i]:
+                continue
+        elif mhigh < fs[LP, i]:
+            continue
+        q_s = fs[Q, i]
+        ep = fs[EP, i]
+        w = fs[W, i]
+        g = gl if s > 0 else gs
+        k = cs[TIER, i]
+        qa = fs[QA, i]
+        while q_s > 0.0:
+            lp = liq_price(s, ep, w, qa, brackets[k, 3], brackets[k, 4])
             if s > 0:
-                sq_l += q_s
-                sqw_l += q_s * w
-                sqe_l += q_s * ep
+                if mlow > lp:
+                    break
+                pt = lp if lp < mopen else mopen
             else:
-                sq_s += q_s
-                sqw_s += q_s * w
-                sqe_s += q_s * ep
+                if mhigh < lp:
+                    break
+                pt = lp if lp > mopen else mopen
+            if k == 0:
+                q_after, qa_after, k_after = 0.0, qa, 0
+            else:
+                cut = brackets[k, 0] / pt
+                qa_after = qa if qa < cut else cut
+                q_after = q_s * (qa_after / qa)
+                k_after = k - 1
+            if n < cap_pc:
+                pc[n, P_I] = i
+                pc[n, P_Q] = (q_s - q_after) * g
+                pc[n, P_PT] = pt
+                pc[n, P_QA] = qa
+                pc[n, P_QAFTER] = q_after
+                pc[n, P_QAAFTER] = qa_after
+                pc[n, P_TIER] = k_after
+            n += 1
+            q_s, qa, k = q_after, qa_after, k_after
     if n > cap_pc:
         return n
-    sg[0, SQ] = sq_l
-    sg[0, SQW] = sqw_l
-    sg[0, SQE] = sqe_l
-    sg[1, SQ] = sq_s
-    sg[1, SQW] = sqw_s
-    sg[1, SQE] = sqe_s
+    sq_before_l = sg[0, SQ]
+    sq_before_s = sg[1, SQ]
     # side totals -> impact
     x_long = 0.0
     x_short = 0.0
     for m in range(n):
-        if cs[int(pc[m, P_I]), SIDE] > 0:
+        if cs[SIDE, int(pc[m, P_I])] > 0:
             x_long += pc[m, P_Q]
         else:
             x_short += pc[m, P_Q]
@@ -342,18 +324,23 @@ def liquidate(t, mult, bars, fs, cs, live, cnt, pc, brackets, pf, out, acc, sg):
     fee_mode = pf[PF_SURPLUS_FEE] > 0.5
     for m in range(n):
         i = int(pc[m, P_I])
-        s = cs[i, SIDE]
+        s = cs[SIDE, i]
         q = pc[m, P_Q]
-        cs[i, TRIG] = t
-        fs[i, Q] = pc[m, P_QAFTER]
-        fs[i, QA] = pc[m, P_QAAFTER]
-        cs[i, TIER] = int(pc[m, P_TIER])
+        cs[TRIG, i] = t
+        si = _si(s)
+        dq = fs[Q, i] - pc[m, P_QAFTER]
+        sg[si, SQ] -= dq
+        sg[si, SQW] -= dq * fs[W, i]
+        sg[si, SQE] -= dq * fs[EP, i]
+        fs[Q, i] = pc[m, P_QAFTER]
+        fs[QA, i] = pc[m, P_QAAFTER]
+        cs[TIER, i] = int(pc[m, P_TIER])
         _set_lp(i, fs, cs, brackets)
         if q <= 0.0:
             continue
         o = O_LONG if s > 0 else O_SHORT
-        ep = fs[i, EP]
-        w = fs[i, W]
+        ep = fs[EP, i]
+        w = fs[W, i]
         bp = ep - w if s > 0 else ep + w
         fill = pc[m, P_PT] * (1.0 - i_long) if s > 0 else pc[m, P_PT] * (1.0 + i_short)
         e = q * s * (fill - bp)
@@ -376,6 +363,12 @@ def liquidate(t, mult, bars, fs, cs, live, cnt, pc, brackets, pf, out, acc, sg):
                 out[t, o + O_QB] += q
                 out[t, o + O_QBBP] += q * bp
                 out[t, o + O_QBPF] += q * fill
+    # running sums lose a tiny cohort when a large one beside it is subtracted: recompute a side
+    # that lost most of its quantity (MODEL §4.10)
+    if sg[0, SQ] < CANCEL_GUARD * sq_before_l:
+        _aggregate(fs, cs, live, cnt, sg, 1)
+    if sg[1, SQ] < CANCEL_GUARD * sq_before_s:
+        _aggregate(fs, cs, live, cnt, sg, -1)
     return n
 
 
@@ -404,13 +397,13 @@ def _adl(t, opp, u_loss, o, fs, cs, live, cnt, out, acc, sg):
     m = 0
     for j in range(nl):
         i = live[j]
-        if cs[i, SIDE] != opp or fs[i, Q] <= 0.0:
+        if cs[SIDE, i] != opp or fs[Q, i] <= 0.0:
             continue
-        ep = fs[i, EP]
+        ep = fs[EP, i]
         u = opp * (p_adl - ep)
         if u <= 0.0:
             continue
-        w = fs[i, W]
+        w = fs[W, i]
         wd = w if w > 1e-9 * ep else 1e-9 * ep
         pnl_pct = u / wd
         eff_lev = p_adl / (w + u)
@@ -424,13 +417,13 @@ def _adl(t, opp, u_loss, o, fs, cs, live, cnt, out, acc, sg):
         if rem <= DUST_REL * q_adl:
             break
         i = idx[order[r]]
-        a = fs[i, Q] * g
+        a = fs[Q, i] * g
         if a * (1.0 - DUST_REL) > rem:  # partial close of the last cohort (whole within dust, §5.5)
             a = rem
-            fs[i, Q] -= a / g
+            fs[Q, i] -= a / g
         else:
-            fs[i, Q] = 0.0
-        _add(acc, A_WD, a * (fs[i, W] + opp * (p_adl - fs[i, EP])))
+            fs[Q, i] = 0.0
+        _add(acc, A_WD, a * (fs[W, i] + opp * (p_adl - fs[EP, i])))
         _add(acc, A_TRADED, a * p_adl)
         filled += a
     _aggregate(fs, cs, live, cnt, sg, opp)
@@ -450,21 +443,21 @@ def _socialize(t, opp, u_loss, o, mclose, fs, cs, live, cnt, brackets, out, acc,
     total = 0.0
     for j in range(cnt[C_LIVE]):
         i = live[j]
-        if cs[i, SIDE] != opp or fs[i, Q] <= 0.0:
+        if cs[SIDE, i] != opp or fs[Q, i] <= 0.0:
             continue
-        p = fs[i, Q] * g * opp * (mclose - fs[i, EP])
+        p = fs[Q, i] * g * opp * (mclose - fs[EP, i])
         if p > 0.0:
             total += p
     charged = u_loss if u_loss < total else total
     if charged > 0.0:
         for j in range(cnt[C_LIVE]):
             i = live[j]
-            if cs[i, SIDE] != opp or fs[i, Q] <= 0.0:
+            if cs[SIDE, i] != opp or fs[Q, i] <= 0.0:
                 continue
-            q = fs[i, Q] * g
-            p = q * opp * (mclose - fs[i, EP])
+            q = fs[Q, i] * g
+            p = q * opp * (mclose - fs[EP, i])
             if p > 0.0:
-                fs[i, W] -= charged * (p / total) / q
+                fs[W, i] -= charged * (p / total) / q
                 _set_lp(i, fs, cs, brackets)
         _aggregate(fs, cs, live, cnt, sg, opp)
     out[t, o + O_HAIRCUT] = charged
@@ -612,19 +605,19 @@ def settle(
                     lev = lev_eff[b, z]
                     q_true = notional / mclose
                     q = q_true / g
-                    fs[nc, Q] = q
-                    fs[nc, QA] = size_usd[z] / mclose
-                    fs[nc, EP] = mclose
-                    fs[nc, W] = mclose / lev
-                    fs[nc, LEV] = lev
-                    cs[nc, SIDE] = s
-                    cs[nc, TIER] = size_tier[z]
-                    cs[nc, TRIG] = -1
+                    fs[Q, nc] = q
+                    fs[QA, nc] = size_usd[z] / mclose
+                    fs[EP, nc] = mclose
+                    fs[W, nc] = mclose / lev
+                    fs[LEV, nc] = lev
+                    cs[SIDE, nc] = s
+                    cs[TIER, nc] = size_tier[z]
+                    cs[TRIG, nc] = -1
                     _set_lp(nc, fs, cs, brackets)
                     sg[side_i, SQ] += q
-                    sg[side_i, SQW] += q * fs[nc, W]
+                    sg[side_i, SQW] += q * fs[W, nc]
                     sg[side_i, SQE] += q * mclose
-                    _add(acc, A_D, q_true * fs[nc, W])
+                    _add(acc, A_D, q_true * fs[W, nc])
                     _add(acc, A_F, notional * fee)
                     _add(acc, A_TRADED, notional)
                     if s > 0:
@@ -635,8 +628,8 @@ def settle(
                     nl += 1
                     nc += 1
     cnt[C_NCOH] = nc
-    # one pass: prune (threshold on the totals after closes and opens, in each side's scaled units),
-    # compaction of the live list (creation order kept), exact scaled sums of the survivors
+    # one pass: prune (threshold on the totals after closes and opens, in each side's scaled units)
+    # and compaction of the live list (creation order kept); pruned cohorts leave the running sums
     gl = sg[0, G]
     gs = sg[1, G]
     thr_l = pf[PF_PRUNE] * ql_new / gl
@@ -645,52 +638,32 @@ def settle(
     m = 0
     wd = 0.0
     closed_q = 0.0
-    sq_l = 0.0
-    sqw_l = 0.0
-    sqe_l = 0.0
-    sq_s = 0.0
-    sqw_s = 0.0
-    sqe_s = 0.0
     for j in range(nl):
         i = live[j]
-        qi = fs[i, Q]
+        qi = fs[Q, i]
         if qi <= 0.0:
             continue
-        s = cs[i, SIDE]
-        if s > 0:
-            if qi < thr_l:
-                a = qi * gl
-                wd += a * (fs[i, W] + mclose - fs[i, EP])
-                closed_q += a
-                fs[i, Q] = 0.0
-                pruned += 1
-                continue
-            sq_l += qi
-            sqw_l += qi * fs[i, W]
-            sqe_l += qi * fs[i, EP]
-        else:
-            if qi < thr_s:
-                a = qi * gs
-                wd += a * (fs[i, W] - mclose + fs[i, EP])
-                closed_q += a
-                fs[i, Q] = 0.0
-                pruned += 1
-                continue
-            sq_s += qi
-            sqw_s += qi * fs[i, W]
-            sqe_s += qi * fs[i, EP]
+        s = cs[SIDE, i]
+        if qi < (thr_l if s > 0 else thr_s):
+            si = _si(s)
+            a = qi * (gl if s > 0 else gs)
+            wd += a * (fs[W, i] + s * (mclose - fs[EP, i]))
+            closed_q += a
+            sg[si, SQ] -= qi
+            sg[si, SQW] -= qi * fs[W, i]
+            sg[si, SQE] -= qi * fs[EP, i]
+            fs[Q, i] = 0.0
+            pruned += 1
+            continue
         live[m] = i
         m += 1
-    sg[0, SQ] = sq_l
-    sg[0, SQW] = sqw_l
-    sg[0, SQE] = sqe_l
-    sg[1, SQ] = sq_s
-    sg[1, SQW] = sqw_s
-    sg[1, SQE] = sqe_s
     _book_closes(acc, closed_q, wd, mclose, fee)
     cnt[C_LIVE] = m
-    ql = gl * sq_l
-    qs = gs * sq_s
+    if pruned > 0 and (sg[0, SQ] <= 0.0 or sg[1, SQ] <= 0.0):  # a side pruned out: no rounding rest
+        _aggregate(fs, cs, live, cnt, sg, 1)
+        _aggregate(fs, cs, live, cnt, sg, -1)
+    ql = gl * sg[0, SQ]
+    qs = gs * sg[1, SQ]
     if pruned > 0:
         acc[A_PRUNED] += pruned
         big = 1 if ql > qs else -1
@@ -724,6 +697,6 @@ def open_equity(mark, fs, cs, live, cnt, sg):
     e = 0.0
     for j in range(cnt[C_LIVE]):
         i = live[j]
-        s = cs[i, SIDE]
-        e += fs[i, Q] * sg[_si(s), G] * (fs[i, W] + s * (mark - fs[i, EP]))
+        s = cs[SIDE, i]
+        e += fs[Q, i] * sg[_si(s), G] * (fs[W, i] + s * (mark - fs[EP, i]))
     return e

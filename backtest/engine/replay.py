@@ -43,7 +43,7 @@ class SymbolState:
     mult: np.ndarray  # price multiplier per bar (endogenous path), 1.0 historical
     paid: np.ndarray  # [T, 2] fund (or warm-up sink) payment per side
     uncovered: np.ndarray  # [T, 2]
-    sg: np.ndarray  # [2, NSG] per-side scale G and scaled sums: base-unit Q of cohort i = fs[i, Q] * G
+    sg: np.ndarray  # [2, NSG] per-side scale G and scaled sums: base-unit Q of cohort i = fs[Q, i] * G
 
     @classmethod
     def create(cls, inp: SymbolInputs, p: Params) -> SymbolState:
@@ -53,8 +53,8 @@ class SymbolState:
         wl, ws = side_weights(inp.f_last, inp.tb, p)
         return cls(
             inp=inp,
-            fs=np.zeros((cap, K.NFS)),
-            cs=np.zeros((cap, K.NCS), np.int64),
+            fs=np.zeros((K.NFS, cap)),
+            cs=np.zeros((K.NCS, cap), np.int64),
             live=np.zeros(cap, np.int64),
             cnt=np.zeros(2, np.int64),
             pc=np.zeros((4096, K.NPC)),

@@ -186,9 +186,9 @@ def test_partial_liquidation_to_the_lower_bracket():
     idx, side, q = st.positions()
     long_i, long_q = idx[side > 0][0], q[side > 0][0]
     assert long_q == pytest.approx(10 - piece)
-    assert st.fs[long_i, K.QA] == pytest.approx(qa2)
-    assert st.cs[long_i, K.TIER] == 0
-    assert st.fs[long_i, K.LP] == pytest.approx(90 / 0.996)
+    assert st.fs[K.QA, long_i] == pytest.approx(qa2)
+    assert st.cs[K.TIER, long_i] == 0
+    assert st.fs[K.LP, long_i] == pytest.approx(90 / 0.996)
     # the short absorbed the piece: long Q = short Q again
     assert st.acc[K.A_QL] == pytest.approx(st.acc[K.A_QS])
     assert abs(conservation(run)["residual"]) < 1e-9
@@ -246,7 +246,7 @@ def test_adl_ranks_by_pnl_pct_times_effective_leverage():
     assert st.out[1, K.O_LONG + K.O_BAD] == pytest.approx(5 * (95 - pf))
     assert st.out[1, K.O_LONG + K.O_ADL_Q] == pytest.approx(5.0)
     idx, side, q = st.positions()
-    shorts = {st.fs[i, K.LEV]: qi for i, s, qi in zip(idx, side, q, strict=True) if s < 0}
+    shorts = {st.fs[K.LEV, i]: qi for i, s, qi in zip(idx, side, q, strict=True) if s < 0}
     assert shorts == {5.0: pytest.approx(5.0)}  # the 20x short is gone, the 5x short untouched
     assert abs(conservation(run)["residual"]) < 1e-9
 
@@ -264,7 +264,7 @@ def test_socialized_loss_charges_winners_pro_rata_to_profit():
     assert st.out[1, K.O_LONG + K.O_HAIRCUT] == pytest.approx(bad)
     assert st.out[1, K.O_LONG + K.O_ADL_Q] == 0.0
     idx, side, q = st.positions()
-    shorts = {st.fs[i, K.LEV]: (qi, st.fs[i, K.W]) for i, s, qi in zip(idx, side, q, strict=True) if s < 0}
+    shorts = {st.fs[K.LEV, i]: (qi, st.fs[K.W, i]) for i, s, qi in zip(idx, side, q, strict=True) if s < 0}
     assert shorts[5.0] == (pytest.approx(2.5), pytest.approx(20 - bad / 2 / 5))
     assert shorts[20.0] == (pytest.approx(2.5), pytest.approx(5 - bad / 2 / 5))
     assert abs(conservation(run)["residual"]) < 1e-9
