@@ -29,7 +29,6 @@ class SymbolState:
     inp: SymbolInputs
     fs: np.ndarray
     cs: np.ndarray
-    live: np.ndarray
     cnt: np.ndarray
     pc: np.ndarray
     out: np.ndarray
@@ -43,6 +42,7 @@ class SymbolState:
     mult: np.ndarray  # price multiplier per bar (endogenous path), 1.0 historical
     paid: np.ndarray  # [T, 2] fund (or warm-up sink) payment per side
     uncovered: np.ndarray  # [T, 2]
+    cand: np.ndarray  # [cap] int64 scratch: rows picked by a scan (triggered, prunable)
     sg: np.ndarray  # [2, NSG] per-side scale G and scaled sums: base-unit Q of cohort i = fs[Q, i] * G
 
     @classmethod
@@ -55,8 +55,7 @@ class SymbolState:
             inp=inp,
             fs=np.zeros((K.NFS, cap)),
             cs=np.zeros((K.NCS, cap), np.int64),
-            live=np.zeros(cap, np.int64),
-            cnt=np.zeros(2, np.int64),
+            cnt=np.zeros(K.NCNT, np.int64),
             pc=np.zeros((4096, K.NPC)),
             out=np.zeros((t, K.NOUT)),
             acc=np.zeros(K.ACC_SIZE),
@@ -69,12 +68,13 @@ class SymbolState:
             mult=np.ones(t),
             paid=np.zeros((t, 2)),
             uncovered=np.zeros((t, 2)),
+            cand=np.zeros(cap, np.int64),
             sg=K.new_scale(),
         )
 
     def positions(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Live cohorts' row indices, sides (+1 long, -1 short) and quantities in base units."""
-        return K.base_quantities(self.fs, self.cs, self.live, self.cnt, self.sg)
+        return K.base_quantities(self.fs, self.cs, self.cnt, self.sg)
 
     def copy(self) -> SymbolState:
         """Own copies of every mutable array; the inputs are shared (never written)."""
@@ -294,7 +294,6 @@ class _Run:
                     inp.bars[t, K.B_MOPEN] * mult,
                     st.fs,
                     st.cs,
-                    st.live,
                     st.cnt,
                     inp.brackets,
                     st.acc,
@@ -302,8 +301,8 @@ class _Run:
                 )
             while True:
                 need = K.liquidate(
-                    t, mult, inp.bars, st.fs, st.cs, st.live, st.cnt, st.pc, inp.brackets, pf, st.out, st.acc,
-                    st.sg,
+                    t, mult, inp.bars, st.fs, st.cs, st.cnt, st.pc, inp.brackets, pf, st.out, st.acc,
+                    st.sg, st.cand,
                 )
                 if need <= st.pc.shape[0]:
                     break
@@ -348,7 +347,6 @@ class _Run:
                 inp.target[t],
                 st.fs,
                 st.cs,
-                st.live,
                 st.cnt,
                 inp.brackets,
                 st.wl,
@@ -361,6 +359,7 @@ class _Run:
                 st.out,
                 st.acc,
                 st.sg,
+                st.cand,
             )
         # 11: the design acts and is valued (the Market view is built only for designs that use it)
         if acts:
@@ -380,6 +379,8 @@ class _Run:
         self.fund_value[k] = fund.value(k)
 
     def finish(self, fund: Fund) -> RunState:
+        for st in self.states.values():
+            K.compact(st.fs, st.cs, st.cnt)  # rows [0, C_ROWS) then hold exactly the open cohorts
         return RunState(
             params=self.p,
             fund=fund,

@@ -65,7 +65,7 @@ def conservation(run: RunState) -> dict[str, float]:
     for st in run.symbols.values():
         last = st.inp.n - 1
         mark = st.inp.bars[last, K.B_MCLOSE] * st.mult[last]
-        e += K.open_equity(mark, st.fs, st.cs, st.live, st.cnt, st.sg)
+        e += K.open_equity(mark, st.fs, st.cs, st.cnt, st.sg)
         d += K.acc_total(st.acc, K.A_D)
         wd += K.acc_total(st.acc, K.A_WD)
         fees += K.acc_total(st.acc, K.A_F)

@@ -108,7 +108,7 @@ def test_gap_through_bankruptcy_goes_to_adl():
     assert cons["deposits"] == pytest.approx(200.0)
     assert cons["withdrawals"] == pytest.approx(200.0)  # the short got 100 margin + 100 profit
     assert abs(cons["residual"]) < 1e-9
-    assert run.symbols["BTCUSDT"].cnt[K.C_LIVE] == 0  # both sides gone: OI 0
+    assert run.symbols["BTCUSDT"].positions()[0].size == 0  # both sides gone: OI 0
     rec = summarize(run, "t", "none").record
     assert rec["bad_debt_usd"] == pytest.approx(bad)
     assert rec["adl_notional_usd"] == pytest.approx(900.0)
