@@ -23,6 +23,7 @@ from backtest.paths import resolve_archive  # noqa: E402
 from tests.regression.fingerprint import (  # noqa: E402
     EVENTS,
     FINGERPRINTS,
+    FLOOR,
     LOG_SIG_DIGITS,
     SIG_DIGITS,
     diff,
@@ -63,7 +64,8 @@ def main() -> None:
     doc = {
         "commit": commit(),
         "precision": f"metrics rounded to {SIG_DIGITS} significant digits; event log hashed after rounding "
-                     f"to {LOG_SIG_DIGITS} digits (tests/regression/fingerprint.py)",
+                     f"to {LOG_SIG_DIGITS} digits; |x| < {FLOOR} counts as 0 "
+                     "(tests/regression/fingerprint.py)",
         "params": "backtest.engine.params.Params() defaults",
         "cases": dict(sorted(cases.items())),
     }

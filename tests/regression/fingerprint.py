@@ -2,8 +2,12 @@
 
 A fingerprint is the key metrics rounded to ``SIG_DIGITS`` significant digits plus a SHA-256 of the
 per-bar event log (every symbol's liquidated long/short USD, bad debt, ADL notional, OI, and the
-fund's value, received and paid per tick) rounded to ``LOG_SIG_DIGITS`` digits. Rounding keeps
-the fingerprint stable across CPUs/BLAS (last-bit noise) while any real change moves it.
+fund's value, received and paid per tick) rounded to ``LOG_SIG_DIGITS`` digits. Any amount below
+``FLOOR`` (a cent, or a hundredth of a count) counts as 0: such values are rounding residue of
+10^11-USD sums (an ``unrecovered_usd`` of 2e-6 USD is the difference of two 10^6-USD figures) and
+flip sign when the engine merely sums in another order. Rounding keeps the fingerprint stable across
+CPUs and summation orders (last-bit noise) while any real change moves it: a changed model moves
+figures far beyond the 6th digit.
 Used by tests/regression/test_fingerprints.py and scripts/regen_fingerprints.py.
 """
 
@@ -21,7 +25,8 @@ import numpy as np
 EVENTS = ("mar2020", "may2021", "luna2022", "ftx2022", "aug2024", "oct2025")
 FINGERPRINTS = Path(__file__).with_name("fingerprints.json")
 SIG_DIGITS = 9
-LOG_SIG_DIGITS = 9
+LOG_SIG_DIGITS = 6
+FLOOR = 0.01
 METRICS = (
     "liq_count", "liq_accounts", "liq_long_usd", "liq_short_usd", "peak_liq_usd_per_min", "bad_debt_usd",
     "surplus_usd", "fund_paid_usd", "fund_start_usd", "fund_end_usd", "fund_min_usd", "adl_notional_usd",
@@ -33,7 +38,9 @@ TICK_SERIES = ("fund_value", "fund_received", "fund_paid")
 
 
 def round_sig(x: float, digits: int = SIG_DIGITS) -> float:
-    if x == 0 or not math.isfinite(x):
+    if abs(x) < FLOOR:
+        return 0.0
+    if not math.isfinite(x):
         return float(x)
     return float(f"{x:.{digits - 1}e}")
 
