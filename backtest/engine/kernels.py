@@ -701,7 +701,7 @@ def settle(
         sg[si, SQE] -= qi * fs[EP, i]
         fs[Q, i] = 0.0
     _book_closes(acc, closed_q, wd, mclose, fee)
-    if 2 * (closed + pruned) > nl + 64:  # amortised: each row moves O(1) times on average
+    if 4 * (closed + pruned) > nl + 64:  # amortised: each row moves O(1) times on average
         _compact(fs, cs, cnt)
     if pruned > 0 and (sg[0, SQ] <= 0.0 or sg[1, SQ] <= 0.0):  # a side pruned out: no rounding rest
         _aggregate(fs, cs, cnt, sg, 1)
