@@ -146,7 +146,7 @@ def run_design(
         if k in context:
             assumptions[f"context.{k}"] = str(context[k])
     result = summarize(run, event_id, spec.label, assumptions)
-    _add_design_figures(result, run, spec)
+    add_design_figures(result, run, spec)
     return result
 
 
@@ -208,8 +208,9 @@ def _baseline_flow(
     return {i.symbol: baseline.series[f"{i.symbol}.market_flow"] for i in inputs}
 
 
-def _add_design_figures(result: Result, run: RunState, spec: DesignSpec) -> None:
-    """Per-tick claims and shortfalls (for 'depleted when'), the design's own summary, premium and payouts."""
+def add_design_figures(result: Result, run: RunState, spec: DesignSpec) -> None:
+    """Add to a summarized run what only the design knows: per-tick claims and shortfalls (for
+    'depleted when'), the design's own summary, premium and payouts."""
     n = run.clock.shape[0]
     asked = np.zeros(n)
     short = np.zeros(n)

@@ -133,7 +133,7 @@ def replay(
     """
     p = params or Params()
     if snapshot is None:
-        run, k0 = _Run(inputs, p, baseline_flow), 0
+        run, k0 = Replay(inputs, p, baseline_flow), 0
     else:
         snapshot.check(inputs, p, baseline_flow)
         run, k0 = snapshot.restore(), snapshot.k0
@@ -162,7 +162,7 @@ class WarmupSnapshot:
     baseline_flow: dict[str, np.ndarray] | None
     k0: int  # first tick holding an in-window bar (= number of warm-up ticks)
     markets: list[Market]
-    _run: _Run
+    _run: Replay
 
     def check(self, inputs: Sequence[SymbolInputs], params: Params, baseline_flow: object) -> None:
         same = len(inputs) == len(self.inputs)
@@ -170,7 +170,7 @@ class WarmupSnapshot:
         if not same or params != self.params or baseline_flow is not self.baseline_flow:
             raise ValueError("warm-up snapshot was taken on other inputs, params or baseline flow")
 
-    def restore(self) -> _Run:
+    def restore(self) -> Replay:
         """A private copy of the warm-up state (the snapshot itself is never mutated)."""
         return self._run.copy()
 
@@ -198,7 +198,7 @@ def warmup_snapshot(
 ) -> WarmupSnapshot:
     """Run the warm-up ticks once (no design involved) and keep the state for :func:`replay`."""
     p = params or Params()
-    run = _Run(inputs, p, baseline_flow)
+    run = Replay(inputs, p, baseline_flow)
     win = np.flatnonzero(run.in_win_tick)
     k0 = int(win[0]) if win.size else run.n
     rec = _WarmupRecorder()
@@ -235,8 +235,13 @@ def _copy_market(m: Market) -> Market:
                                funding_rate=dict(m.funding_rate))
 
 
-class _Run:
-    """The mutable state of one replay and the per-tick step (MODEL §4)."""
+class Replay:
+    """The mutable state of one replay, stepped one clock tick at a time (MODEL §4).
+
+    :func:`replay` is the usual entry. Callers that resume from a saved state (the sweep replays a
+    design from the tick where it first deviates from a pay-all run) use :meth:`copy`,
+    :meth:`run_ticks` and :meth:`finish` on a state from :meth:`WarmupSnapshot.restore`.
+    """
 
     def __init__(
         self, inputs: Sequence[SymbolInputs], p: Params, baseline_flow: dict[str, np.ndarray] | None
@@ -270,7 +275,7 @@ class _Run:
             for k, t in zip(np.searchsorted(self.clock, st.inp.ts).tolist(), range(st.inp.n), strict=True):
                 self.ticks[k].append((sym, t))
 
-    def copy(self) -> _Run:
+    def copy(self) -> Replay:
         new = copy.copy(self)
         new.states = {s: st.copy() for s, st in self.states.items()}
         new.decay_a = dict(self.decay_a)
@@ -279,7 +284,14 @@ class _Run:
         new.f_paid = self.f_paid.copy()
         return new
 
+    def run_ticks(self, start: int, stop: int, fund: Fund) -> None:
+        """Step ticks ``start .. stop - 1`` with ``fund`` (the ticks before ``start`` must be done)."""
+        acts = type(fund).on_bar is not Fund.on_bar
+        for k in range(start, stop):
+            self.step(k, fund, acts)
+
     def step(self, k: int, fund: Fund, acts: bool) -> None:
+        """One clock tick; ``acts`` = the design overrides ``on_bar`` (else no Market view is built)."""
         p, pf, endo = self.p, self.pf, self.endo
         active = [(sym, self.states[sym], t) for sym, t in self.ticks[k]]
         # 1-4: funding, liquidation, execution, surplus / bad debt

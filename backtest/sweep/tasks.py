@@ -28,7 +28,7 @@ import numpy as np
 
 from backtest.engine.inputs import SymbolInputs
 from backtest.engine.params import Params
-from backtest.engine.replay import RunState, replay, warmup_snapshot
+from backtest.engine.replay import Replay, RunState, replay, warmup_snapshot
 from backtest.engine.results import Result, summarize
 from strategies.base import Fund, Market
 
@@ -242,17 +242,13 @@ class Plan:
             return Evaluation(self._result(run, spec), "replay", fail)
         fv, _ = self.feed(fund, stop=fail)
         eng = self._checkpoint(fail)
-        acts = type(fund).on_bar is not Fund.on_bar
-        for k in range(fail, eng.n):
-            eng.step(k, fund, acts)
+        eng.run_ticks(fail, eng.n, fund)
         run = eng.finish(fund)
         run.fund_value[:fail] = fv[:fail]
         return Evaluation(self._result(run, spec), "resumed", fail)
 
-    def _checkpoint(self, tick: int) -> Any:
+    def _checkpoint(self, tick: int) -> Replay:
         """A private copy of the pay-all engine state at the start of ``tick`` (nearest cached + steps)."""
-        # NOTE: uses the engine's private stepping (WarmupSnapshot.restore -> _Run.step/copy/finish); a
-        # public resume-at-tick hook in replay.py would replace this.
         if tick in self._ckpt:
             self._ckpt.move_to_end(tick)
             return self._ckpt[tick].copy()
@@ -262,19 +258,17 @@ class Plan:
             eng = self._ckpt[start].copy()
         else:
             start, eng = self.k0, self.snapshot.restore()
-        payall = _PayAll()
-        for k in range(start, tick):
-            eng.step(k, payall, False)
+        eng.run_ticks(start, tick, _PayAll())
         self._ckpt[tick] = eng
         while len(self._ckpt) > MAX_CHECKPOINTS:
             self._ckpt.popitem(last=False)
         return eng.copy()
 
     def _result(self, run: RunState, spec: Any) -> Result:
-        from backtest.engine.api import _add_design_figures  # NOTE: private; a public hook is requested
+        from backtest.engine.api import add_design_figures
 
         result = summarize(run, self.event_id, spec.label)
-        _add_design_figures(result, run, spec)
+        add_design_figures(result, run, spec)
         return result
 
 
