@@ -43,6 +43,7 @@ class SymbolState:
     paid: np.ndarray  # [T, 2] fund (or warm-up sink) payment per side
     uncovered: np.ndarray  # [T, 2]
     cand: np.ndarray  # [cap] int64 scratch: rows picked by a scan (triggered, prunable)
+    bst: np.ndarray  # [NBST, blocks] bounds per block of rows (kernels.py: BLOCK)
     sg: np.ndarray  # [2, NSG] per-side scale G and scaled sums: base-unit Q of cohort i = fs[Q, i] * G
 
     @classmethod
@@ -69,6 +70,7 @@ class SymbolState:
             paid=np.zeros((t, 2)),
             uncovered=np.zeros((t, 2)),
             cand=np.zeros(cap, np.int64),
+            bst=np.zeros((K.NBST, cap // K.BLOCK + 2)),
             sg=K.new_scale(),
         )
 
@@ -310,11 +312,12 @@ class Replay:
                     inp.brackets,
                     st.acc,
                     st.sg,
+                    st.bst,
                 )
             while True:
                 need = K.liquidate(
                     t, mult, inp.bars, st.fs, st.cs, st.cnt, st.pc, inp.brackets, pf, st.out, st.acc,
-                    st.sg, st.cand,
+                    st.sg, st.cand, st.bst,
                 )
                 if need <= st.pc.shape[0]:
                     break
@@ -372,6 +375,7 @@ class Replay:
                 st.acc,
                 st.sg,
                 st.cand,
+                st.bst,
             )
         # 11: the design acts and is valued (the Market view is built only for designs that use it)
         if acts:
@@ -392,7 +396,7 @@ class Replay:
 
     def finish(self, fund: Fund) -> RunState:
         for st in self.states.values():
-            K.compact(st.fs, st.cs, st.cnt)  # rows [0, C_ROWS) then hold exactly the open cohorts
+            K.compact(st.fs, st.cs, st.cnt, st.bst)  # rows [0, C_ROWS) then hold exactly the open cohorts
         return RunState(
             params=self.p,
             fund=fund,
