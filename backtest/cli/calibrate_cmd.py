@@ -90,10 +90,10 @@ def calibrate(
 
 
 def _print_table(event: Any, cal: Any, symbols: list[str]) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     from backtest.calibrate import LOWER_BOUND_MAX_RATIO
+    from backtest.cli.console import stdout_console
 
     t = Table(
         title=f"{event.id}: {event.title}\nmodel: binanceusdm {'+'.join(symbols)}, design none; "
@@ -111,7 +111,7 @@ def _print_table(event: Any, cal: Any, symbols: list[str]) -> None:
                   "-" if r.ratio is None else f"{r.ratio:.2f}", r.confidence,
                   r.verdict + ("" if r.scored else " [not scored]"))
         notes.append(f"{i}. {r.figure}: {r.scope} | measured {r.interval} | {r.scale} | {r.source}")
-    console = Console()
+    console = stdout_console()
     console.print(t)
     console.print("LB = reported as a lower bound (throttled CEX feeds after April 2021): consistent when "
                   f"the reconstruction is 1-{LOWER_BOUND_MAX_RATIO:g}x it.", soft_wrap=True)

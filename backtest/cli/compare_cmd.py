@@ -93,10 +93,9 @@ def compare(
 
 
 def _print_matrix(by_event: dict[str, list[Any]], setup: Any) -> None:
-    from rich.console import Console
-
+    from backtest.cli.console import stdout_console
     from backtest.report.tables import matrix_table
 
-    console = Console(soft_wrap=False, width=None if Console().is_terminal else 200)
+    console = stdout_console()
     title = f"Designs × events ({setup.venue}, {setup.params.price_path} price path)"
     console.print(matrix_table(by_event, title))

@@ -60,10 +60,11 @@ def import_cmd(paths: tuple[str, ...], venue: str | None, symbol: str | None, pr
 def _print_table(report, db: str, roots: tuple[str, ...]) -> None:  # noqa: ANN001 - ImportReport (lazy)
     import os
 
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console(width=max(Console().width, 120), soft_wrap=False)
+    from backtest.cli.console import stdout_console
+
+    console = stdout_console()
     table = Table(title=f"import into {db}", title_justify="left")
     for col, just in (("file", "left"), ("dataset", "left"), ("rows", "right"), ("new rows", "right"),
                       ("status", "left")):

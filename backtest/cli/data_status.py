@@ -124,12 +124,12 @@ def _jsonable(r: dict[str, Any]) -> dict[str, Any]:
 
 
 def _print_table(rows: list[dict[str, Any]], db: str, event) -> None:  # noqa: ANN001
-    from rich.console import Console
     from rich.table import Table
 
+    from backtest.cli.console import stdout_console
     from loaders.coverage import format_duration
 
-    console = Console(width=max(Console().width, 120))
+    console = stdout_console()
     title = f"store {db}"
     if event is not None:
         title += f" — {event.id}: coverage of [{event.load_start:%Y-%m-%d %H:%M}, {event.end:%Y-%m-%d %H:%M})"

@@ -28,8 +28,9 @@ def events(events_file: str | None, fmt: str) -> None:
     if fmt == "json":
         click.echo(catalog.to_json())
         return
-    from rich.console import Console
     from rich.table import Table
+
+    from backtest.cli.console import stdout_console
 
     table = Table(title="Crash windows", show_lines=False)
     table.add_column("id", no_wrap=True)
@@ -48,7 +49,7 @@ def events(events_file: str | None, fmt: str) -> None:
             _funding(e),
             "; ".join(f"{_money(f.balance)} {f.currency} ({f.venue})" for f in e.fund_before) or "-",
         )
-    Console(soft_wrap=False).print(table)
+    stdout_console().print(table)
 
 
 def _when(ts: datetime) -> str:

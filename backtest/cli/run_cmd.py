@@ -317,11 +317,10 @@ def run(
 def print_tables(
     event: Any, venue: str, sym_list: list[str], setup: Setup, results: list[Any], per_symbol: bool = True
 ) -> None:
-    from rich.console import Console
-
+    from backtest.cli.console import stdout_console
     from backtest.report.tables import comparison_table, money
 
-    console = Console(soft_wrap=False, width=None if Console().is_terminal else 200)
+    console = stdout_console()
     title = (
         f"{event.id}: {event.title} ({venue}, {', '.join(sym_list)}, {setup.params.price_path}; "
         f"window {event.start:%Y-%m-%d %H:%M} → {event.end:%Y-%m-%d %H:%M} UTC)"

@@ -214,11 +214,10 @@ def sweep(
             )
         )
     elif fronts:
-        from rich.console import Console
-
+        from backtest.cli.console import stdout_console
         from backtest.sweep.frontier import rich_table
 
-        console = Console(soft_wrap=False, width=None if Console().is_terminal else 200)
+        console = stdout_console()
         console.print(rich_table(fronts, f"ADL-free frontier, sweep {sweep_id} ({venue})"))
     if report is not None and fronts:
         from backtest.cli.run_cmd import command_line

@@ -282,6 +282,8 @@ def apply_funding(rate, mark, fs, cs, cnt, brackets, acc, sg, bst):
     gl = sg[0, G]
     gs = sg[1, G]
     sums = np.zeros((2, 3))  # q, q*W, q*EP per side: W moved, so the side sums are taken again here
+    for b in range(bst.shape[1]):  # every LP moves: the block bounds are rebuilt in the same pass
+        _block_clear(bst, b)
     for i in range(cnt[C_ROWS]):
         q = fs[Q, i]
         if q <= 0.0:
@@ -294,11 +296,11 @@ def apply_funding(rate, mark, fs, cs, cnt, brackets, acc, sg, bst):
         sums[si, 1] += q * fs[W, i]
         sums[si, 2] += q * fs[EP, i]
         _set_lp(i, fs, cs, brackets)
+        _block_widen(bst, i, s, q, fs[LP, i])
     for si in range(2):
         sg[si, SQ] = sums[si, 0]
         sg[si, SQW] = sums[si, 1]
         sg[si, SQE] = sums[si, 2]
-    _blocks_rebuild(fs, cs, cnt, bst)  # every LP moved
     _add(acc, A_FUNDING_NET, net)
 
 
