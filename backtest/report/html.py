@@ -122,7 +122,7 @@ details summary{cursor:pointer;font-weight:600;margin:8px 0}
 
 
 def _e(x: Any) -> str:
-    return html.escape(str(x), quote=True)
+    return html.escape(displayable(str(x)), quote=True)
 
 
 def _img(png: bytes, alt: str, caption: str) -> str:

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from backtest.engine.results import Result
+from backtest.report.glyphs import make_figure_displayable
 
 DPI = 110
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f")
@@ -61,6 +62,7 @@ def _time_axis(ax: Any, peak: datetime | None = None) -> None:
 
 
 def _png(fig: Any) -> bytes:
+    make_figure_displayable(fig)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", bbox_inches="tight", metadata={"Software": None})
     import matplotlib.pyplot as plt
