@@ -20,6 +20,7 @@ from typing import Any
 
 from backtest.engine.results import Result
 from backtest.report import plots, tables
+from backtest.report.glyphs import displayable
 from loaders.errors import UserError
 
 REPORT_FILE = "report.html"

@@ -62,7 +62,9 @@ def _time_axis(ax: Any, peak: datetime | None = None) -> None:
 
 
 def _png(fig: Any) -> bytes:
+    """Lay out and render a finished figure; its text is made drawable first, since layout measures it."""
     make_figure_displayable(fig)
+    fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", bbox_inches="tight", metadata={"Software": None})
     import matplotlib.pyplot as plt
@@ -111,7 +113,6 @@ def price_and_flow(
                       loc="left", fontsize=9)
         ax2.legend(loc="lower left", fontsize=8)
         _time_axis(ax2, peak)
-    fig.tight_layout()
     return _png(fig)
 
 
@@ -145,7 +146,6 @@ def fund_value(results: Sequence[Result], peak: datetime | None = None, title: s
     _time_axis(ax, peak)
     ax.set_title(title or "Fund value per design", loc="left", fontsize=10)
     ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8)
-    fig.tight_layout()
     return _png(fig)
 
 
@@ -161,7 +161,6 @@ def cumulative_adl(results: Sequence[Result], peak: datetime | None = None, titl
     _time_axis(ax, peak)
     ax.set_title(title or "Cumulative auto-deleveraging per design", loc="left", fontsize=10)
     ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8)
-    fig.tight_layout()
     return _png(fig)
 
 
