@@ -227,6 +227,14 @@ def _download(store: Store, event: Event, symbols: list[str], report: EnsureRepo
     report.downloaded_files += len(fetched)
 
 
+def fill_hint(event_id: str, venue: str) -> str:
+    """What to run to fill a window on ``venue`` (shared by the failure message and ``data status``)."""
+    if venue not in DOWNLOADABLE_VENUES:
+        return (f"run `backtest data sync --event {event_id} --venue {venue}` (internet) or import files "
+                "with `backtest data import`")
+    return f"run `backtest data download --event {event_id}` (internet)"
+
+
 def _message(event: Event, venue: str, symbol: str, missing: Missing, store_path: Path,
              archive: Path | None, allow_download: bool, downloaded: bool) -> str:
     what = ", ".join(missing.datasets)
@@ -235,11 +243,7 @@ def _message(event: Event, venue: str, symbol: str, missing: Missing, store_path
         a, b = missing.first_gap
         gap = f", first gap {a:%Y-%m-%d %H:%M} -> {b:%Y-%m-%d %H:%M}"
     head = f"no complete data for {event.id} {symbol} ({what} missing{gap}) in {store_path}"
-    if venue not in DOWNLOADABLE_VENUES:
-        fix = (f"run `backtest data sync --event {event.id} --venue {venue}` (internet) or import files "
-               "with `backtest data import`")
-    else:
-        fix = f"run `backtest data download --event {event.id}` (internet)"
+    fix = fill_hint(event.id, venue)
     if downloaded:
         return (f"{head} even after downloading from data.binance.vision: check `backtest data status "
                 f"--event {event.id}` and import the missing files with `backtest data import`")

@@ -10,6 +10,12 @@ import click
 
 from backtest.cli.options import db_option, events_file_option, format_option
 
+#: What a window needs (table, type as shown, name in messages); as ``backtest.ensure`` judges it.
+REQUIRED = (("candles", "last", "last-price candles"), ("candles", "mark", "mark candles"),
+            ("funding", "funding", "funding"))
+#: Coverage states: stored but with no row in the window; not in the store at all.
+ABSENT, NOT_STORED = "absent", "not in store"
+
 
 @click.command("status")
 @click.option("--event", "event_id", help="Also show coverage of this window (from start - warm-up to end).")
@@ -17,7 +23,8 @@ from backtest.cli.options import db_option, events_file_option, format_option
 @db_option
 @format_option
 def status(event_id: str | None, events_file: str | None, db: str | None, fmt: str) -> None:
-    """Per dataset: first/last timestamp and row count; with --event, expected vs present bars and gaps.
+    """Per dataset: first/last timestamp and row count; with --event, expected vs present bars, gaps,
+    and the datasets the window needs that are absent (with the command that fills them).
 
     \b
     Example:
@@ -37,7 +44,10 @@ def status(event_id: str | None, events_file: str | None, db: str | None, fmt: s
         out = {"db": db_path, "event": None, "datasets": [_jsonable(r) for r in rows]}
         if event is not None:
             out["event"] = {"id": event.id, "load_start": event.load_start.isoformat(),
-                            "start": event.start.isoformat(), "end": event.end.isoformat()}
+                            "start": event.start.isoformat(), "end": event.end.isoformat(),
+                            "absent": [{"venue": v, "symbol": s, "dataset": d}
+                                       for v, s, d in absent_required(event, rows)],
+                            "fill": _fill_hints(event, rows)}
         click.echo(json.dumps(out, indent=2))
     else:
         _print_table(rows, db_path, event)
@@ -94,14 +104,40 @@ def dataset_status(store, event=None) -> list[dict[str, Any]]:  # noqa: ANN001 -
         anchor = g["first"] if g["table"] == "funding" else datetime(1970, 1, 1)
         cov = coverage(ts, step, start, end, anchor=anchor)
         g["coverage"] = {"expected": cov.expected, "present": cov.present, "gaps": cov.gaps,
-                         "largest_gap": cov.largest_gap, "off_grid": cov.off_grid}
-    stored = {(g["venue"], g["symbol"]) for g in groups}
+                         "largest_gap": cov.largest_gap, "off_grid": cov.off_grid, "state": _state(cov)}
+    # A dataset the window needs but the store lacks altogether gets its own row, said plainly.
     for venue in event.venues:
         for symbol in event.symbols:
-            if (venue, symbol) not in stored:
-                picked.append(dict(table="-", venue=venue, symbol=symbol, type="(nothing stored)",
-                                   timeframe="-", first=None, last=None, rows=0, coverage=None))
+            for table, kind, _ in REQUIRED:
+                if not any((g["table"], g["venue"], g["symbol"], g["type"]) == (table, venue, symbol, kind)
+                           for g in picked):
+                    picked.append(dict(table=table, venue=venue, symbol=symbol, type=kind, timeframe="-",
+                                       first=None, last=None, rows=0,
+                                       coverage={"expected": None, "present": 0, "gaps": None,
+                                                 "largest_gap": None, "state": NOT_STORED}))
+    picked.sort(key=lambda g: (g["venue"], g["symbol"]))  # stable: table order within a symbol
     return [_public(g) for g in picked]
+
+
+def _state(cov) -> str:  # noqa: ANN001 - loaders.coverage.Coverage (lazy)
+    """One word for a grid series in the window; a series with no row there is absent, not "1 gap"."""
+    if cov.present == cov.expected:
+        return "complete"
+    return ABSENT if cov.present == 0 else "gaps"
+
+
+def absent_required(event, rows: list[dict[str, Any]]) -> list[tuple[str, str, str]]:  # noqa: ANN001
+    """(venue, symbol, dataset name) the window needs and that has no row in it (stored or not)."""
+    out = []
+    for venue in event.venues:
+        for symbol in event.symbols:
+            for table, kind, name in REQUIRED:
+                key = (table, venue, symbol, kind)
+                present = sum((r.get("coverage") or {}).get("present") or 0 for r in rows
+                              if (r["table"], r["venue"], r["symbol"], r["type"]) == key)
+                if present == 0:
+                    out.append((venue, symbol, name))
+    return out
 
 
 def _public(g: dict[str, Any]) -> dict[str, Any]:
@@ -150,12 +186,29 @@ def _print_table(rows: list[dict[str, Any]], db: str, event) -> None:  # noqa: A
             cov = r.get("coverage") or {}
             exp = cov.get("expected")
             present = cov.get("present")
+            state = cov.get("state")
             style = "" if exp is None or present == exp else "[yellow]"
-            cells += [
-                "-" if exp is None else f"{exp:,}",
-                "-" if present is None else f"{style}{present:,}",
-                "-" if cov.get("gaps") is None else str(cov["gaps"]),
-                "-" if cov.get("largest_gap") is None else format_duration(cov["largest_gap"]),
-            ]
+            if state in (ABSENT, NOT_STORED):
+                gaps, largest = f"[yellow]{state}", "whole window"
+            else:
+                gaps = "-" if cov.get("gaps") is None else str(cov["gaps"])
+                largest = "-" if cov.get("largest_gap") is None else format_duration(cov["largest_gap"])
+            cells += ["-" if exp is None else f"{exp:,}", "-" if present is None else f"{style}{present:,}",
+                      gaps, largest]
         table.add_row(*cells)
     console.print(table)
+    if event is not None:
+        absent = absent_required(event, rows)
+        if absent:
+            what = ", ".join(f"{s} {d}" for _, s, d in absent)
+            fill = "; ".join(_fill_hints(event, rows))
+            console.print(f"{event.id}: no {what} in the window. To fill it: {fill}",
+                          soft_wrap=True, highlight=False, markup=False)
+
+
+def _fill_hints(event, rows: list[dict[str, Any]]) -> list[str]:  # noqa: ANN001
+    """The command per venue that fills the absent datasets of the window."""
+    from backtest.ensure import fill_hint
+
+    venues = dict.fromkeys(v for v, _, _ in absent_required(event, rows))
+    return [fill_hint(event.id, v) for v in venues]

@@ -264,6 +264,41 @@ def test_status_unknown_event(db_path: Path, capsys: pytest.CaptureFixture[str])
     assert code == 2 and "nosuchevent" in err and "may2021" in err
 
 
+def status_json(capsys: pytest.CaptureFixture[str], db: Path, event: str) -> tuple[dict, dict]:
+    code, out, _ = cli(capsys, "data", "status", "--event", event, "--db", str(db), "--format", "json")
+    assert code == 0
+    doc = json.loads(out)
+    return doc, {(d["symbol"], d["type"], d["timeframe"]): d["coverage"] for d in doc["datasets"]}
+
+
+def test_status_says_absent_not_one_gap(
+    archive: Path, db_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A dataset with no row in the window (or none at all) is absent, with the command that fills it."""
+    cli(capsys, "data", "import", str(archive), "--db", str(db_path), "-q")  # BTCUSDT, 19 May 2021 only
+    doc, cov = status_json(capsys, db_path, "mar2020")
+    assert cov[("BTCUSDT", "last", "1m")].items() >= {"present": 0, "state": "absent"}.items()
+    assert cov[("BTCUSDT", "mark", "-")]["state"] == cov[("ETHUSDT", "last", "-")]["state"] == "not in store"
+    absent = {(a["symbol"], a["dataset"]) for a in doc["event"]["absent"]}
+    assert ("BTCUSDT", "last-price candles") in absent and ("ETHUSDT", "funding") in absent
+    assert doc["event"]["fill"] == ["run `backtest data download --event mar2020` (internet)"]
+
+    code, out, _ = cli(capsys, "data", "status", "--event", "mar2020", "--db", str(db_path))
+    assert code == 0
+    rows = [tuple(c.strip() for c in line.split("│")[1:-1]) for line in out.splitlines() if "│" in line]
+    by_key = {(c[1], c[2], c[3]): c for c in rows}
+    assert by_key[("BTCUSDT", "last", "1m")][-2:] == ("absent", "whole window")  # was "1" gap of 46d
+    assert by_key[("BTCUSDT", "mark", "-")][-2:] == ("not in store", "whole window")
+    assert by_key[("ETHUSDT", "funding", "-")][-2:] == ("not in store", "whole window")
+    assert "no BTCUSDT last-price candles" in out and "backtest data download --event mar2020" in out
+
+    # inside a window it partly covers, the same series has gaps, counted as before
+    doc, cov = status_json(capsys, db_path, "may2021")
+    assert cov[("BTCUSDT", "last", "1m")].items() >= {"present": 120, "gaps": 2, "state": "gaps"}.items()
+    absent = {(a["symbol"], a["dataset"]) for a in doc["event"]["absent"]}
+    assert ("BTCUSDT", "last-price candles") not in absent and ("BTCUSDT", "mark candles") in absent
+
+
 def test_status_event_coverage_on_the_archive(
     archive_dir: Path, db_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -301,7 +336,9 @@ def test_status_event_coverage_on_the_archive(
     one_min = cov[("BTCUSDT", "last", "1m")]
     assert (one_min["expected"], one_min["present"], one_min["gaps"]) == (hours * 60, 1440, 2)
     assert one_min["largest_gap_s"] == 39 * 86400  # 2021-04-10 -> 2021-05-19
-    # Nothing stored for ETH: said so, not left out.
-    assert cov[("ETHUSDT", "(nothing stored)", "-")] is None
+    # Nothing stored for ETH: each dataset the window needs is said to be absent, not left out.
+    for kind in ("last", "mark", "funding"):
+        assert cov[("ETHUSDT", kind, "-")].items() >= {"present": 0, "state": "not in store"}.items()
+    assert cov[("BTCUSDT", "mark", "-")]["state"] == "not in store"
     code, out, _ = cli(capsys, "data", "status", "--event", "may2021", "--db", str(db_path))
     assert code == 0 and "may2021" in out and "39d" in out
