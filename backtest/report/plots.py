@@ -61,7 +61,7 @@ def _time_axis(ax: Any, peak: datetime | None = None) -> None:
         ax.axvline(peak, color="0.4", lw=0.8, ls=":")
 
 
-def _png(fig: Any) -> bytes:
+def render_png(fig: Any) -> bytes:
     """Lay out and render a finished figure; its text is made drawable first, since layout measures it."""
     make_figure_displayable(fig)
     fig.tight_layout()
@@ -113,7 +113,7 @@ def price_and_flow(
                       loc="left", fontsize=9)
         ax2.legend(loc="lower left", fontsize=8)
         _time_axis(ax2, peak)
-    return _png(fig)
+    return render_png(fig)
 
 
 def window_prices(inputs: Sequence[Any]) -> dict[str, dict[str, np.ndarray]]:
@@ -146,7 +146,7 @@ def fund_value(results: Sequence[Result], peak: datetime | None = None, title: s
     _time_axis(ax, peak)
     ax.set_title(title or "Fund value per design", loc="left", fontsize=10)
     ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8)
-    return _png(fig)
+    return render_png(fig)
 
 
 def cumulative_adl(results: Sequence[Result], peak: datetime | None = None, title: str = "") -> bytes:
@@ -161,7 +161,7 @@ def cumulative_adl(results: Sequence[Result], peak: datetime | None = None, titl
     _time_axis(ax, peak)
     ax.set_title(title or "Cumulative auto-deleveraging per design", loc="left", fontsize=10)
     ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8)
-    return _png(fig)
+    return render_png(fig)
 
 
 def adl_per_tick(r: Result) -> np.ndarray:

@@ -216,13 +216,13 @@ def rich_table(fronts: Sequence[DesignFrontier], title: str) -> Any:
 
 def plot(d: DesignFrontier) -> bytes:
     """ADL notional vs the swept value, one line per event (frontier marked)."""
-    import io
-
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.ticker import FuncFormatter
+
+    from backtest.report.plots import render_png
 
     fig, ax = plt.subplots(figsize=(7.5, 4.2))
     for e in d.events.values():
@@ -240,10 +240,7 @@ def plot(d: DesignFrontier) -> bytes:
     ax.set_title(f"{d.design}: ADL notional vs {d.key} (dotted: per-event frontier)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", bbox_inches="tight", metadata={"Software": None})
-    plt.close(fig)
-    return buf.getvalue()
+    return render_png(fig)  # the reports' renderer: drawable glyphs, same layout and metadata
 
 
 def write_report(

@@ -103,3 +103,19 @@ def test_refine_bisects_to_the_threshold():
     assert refine(short, 1.0, 10.0, rtol=1e-6) == pytest.approx(3.7, rel=1e-6)
     with pytest.raises(ValueError):
         refine(short, 1.0, 2.0)
+
+
+def test_frontier_plot_draws_every_glyph():
+    """The sweep's figure goes through the reports' renderer, so a venue-style name draws plainly."""
+    import warnings
+
+    from backtest.sweep.frontier import DesignFrontier, EventFrontier, plot
+
+    d = DesignFrontier("static", "capital_usd")
+    d.events["USDⓈ-M may2021"] = EventFrontier("USDⓈ-M may2021", [1e6, 1e7, 1e8], [5e8, 1e8, 0.0],
+                                               [False, False, True], 1e8, 1e7)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        png = plot(d)
+    assert png.startswith(b"\x89PNG")
+    assert not [w for w in caught if "Glyph" in str(w.message)]
