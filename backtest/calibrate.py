@@ -14,15 +14,17 @@ Lower bounds. CEX liquidation totals after April 2021 are lower bounds (throttle
 shared/docs/EVENTS.md): such a row is ``consistent`` when the model is at or above it, up to
 ``LOWER_BOUND_MAX_RATIO`` (the largest published undercount, 4-6x, MECHANICS.md §1.8).
 
-Each figure is measured over an interval of the replay; :data:`INTERVALS` states it for the built-in
-figures whose scope names one (taken from the catalog's scope text, not tuned); any other figure
-uses the default rule of :func:`interval_for`. The interval is printed with the row.
+Each figure is measured over an interval of the replay. The catalog states it for figures whose scope
+names one (``measured_from``/``measured_to``/``measured_why``, read off the scope text, not tuned), as
+it states a change reported only as a bound (``change_bound``) and a figure not about the window
+(``outside_window``: shown, not scored); any other figure uses the default rule of
+:func:`interval_for`. The interval is printed with the row.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -35,34 +37,6 @@ LOWER_BOUND_MAX_RATIO = 6.0
 DEFAULT_ASSET_SHARE = 0.6
 
 _H = timedelta(hours=1)
-
-
-def _t(s: str) -> datetime:
-    return datetime.fromisoformat(s)
-
-
-#: (event, figure) -> (start, end, why). Intervals read off the catalog's scope text.
-INTERVALS: dict[tuple[str, str], tuple[datetime, datetime, str]] = {
-    ("mar2020", "liquidations_bitmex_first_leg"): (
-        _t("2020-03-12T10:30"), _t("2020-03-12T11:00"), "first leg ~10:45, ~15 min"),
-    ("mar2020", "long_share"): (_t("2020-03-12T10:30"), _t("2020-03-12T11:00"), "first leg ~10:45, ~15 min"),
-    ("mar2020", "liquidations_bitmex_12mar"): (_t("2020-03-12"), _t("2020-03-13"), "UTC day 12 Mar"),
-    ("mar2020", "liquidations_bitmex_13mar"): (_t("2020-03-13"), _t("2020-03-14"), "UTC day 13 Mar"),
-    ("may2021", "liquidations_23may"): (_t("2021-05-23T07:00"), _t("2021-05-23T19:00"),
-                                        "12h around the 23 May retest low (~13:00)"),
-    ("may2021", "oi_change"): (_t("2021-05-10"), _t("2021-05-20T13:10"),
-                               "'more than halved' from an unstated level: window start -> peak + 24h"),
-    ("ftx2022", "liquidations_total"): (_t("2022-11-08"), _t("2022-11-09"), "UTC day 8 Nov"),
-    ("ftx2022", "long_share"): (_t("2022-11-08"), _t("2022-11-09"), "UTC day 8 Nov"),
-    ("oct2025", "liquidations_2050_0300"): (_t("2025-10-10T20:50"), _t("2025-10-11T03:00"), "20:50 -> 03:00"),
-    ("oct2025", "long_share_2050_0300"): (_t("2025-10-10T20:50"), _t("2025-10-11T03:00"), "20:50 -> 03:00"),
-}
-#: Reported changes stated only as a bound in the catalog's note: (event, figure) -> (bound, sense).
-CHANGE_BOUNDS: dict[tuple[str, str], tuple[float, str]] = {
-    ("may2021", "oi_change"): (-0.5, "at_most"),  # "'more than halved'"
-}
-#: Figures that are not about the window (catalog note says so): shown, not scored.
-OUTSIDE_WINDOW = {("ftx2022", "oi_change"): "three months after FTX; not a within-window figure"}
 
 
 @dataclass(frozen=True)
@@ -199,7 +173,7 @@ def compare(event: Any, model: ModelSeries, shares: Shares) -> Calibration:
         elif rep.kind == "funding_extreme":
             row = _funding(event, name, rep, model)
         if row is not None:
-            out.rows.append(row)
+            out.rows.append(_outside_window(row, rep) if rep.outside_window else row)
     if event.peak is not None:
         out.rows.append(_peak(event, model))
     return out
@@ -226,9 +200,9 @@ def scope_of(scope: str, model_symbols: tuple[str, ...]) -> tuple[str | None, tu
 
 
 def interval_for(event: Any, name: str, rep: Any) -> tuple[datetime, datetime, str]:
-    """Where a figure is measured: :data:`INTERVALS`, else 24h ending at ``at``, else peak ± 12h."""
-    if (event.id, name) in INTERVALS:
-        return INTERVALS[(event.id, name)]
+    """Where a figure is measured: the catalog's interval, else 24h ending at ``at``, else peak ± 12h."""
+    if rep.measured is not None:
+        return rep.measured
     if rep.at is not None:
         return rep.at - 24 * _H, rep.at, "24h ending at the figure's time"
     if event.peak is not None:
@@ -281,13 +255,12 @@ def _long_share(event: Any, name: str, rep: Any, model: ModelSeries) -> Row:
 
 
 def _oi_change(event: Any, name: str, rep: Any, model: ModelSeries) -> Row:
-    key = (event.id, name)
     _venue, syms, _ = scope_of(rep.scope, model.symbols)
-    if rep.at is not None and key not in INTERVALS:
-        start, end, why = rep.at - 24 * _H, rep.at, "24h ending at the figure's time"
+    if rep.measured is not None:
+        start, end, why = rep.measured
         after = model.oi_at(end, syms)
-    elif key in INTERVALS:
-        start, end, why = INTERVALS[key]
+    elif rep.at is not None:
+        start, end, why = rep.at - 24 * _H, rep.at, "24h ending at the figure's time"
         after = model.oi_at(end, syms)
     else:
         start = event.peak - 24 * _H if event.peak else event.start
@@ -298,10 +271,7 @@ def _oi_change(event: Any, name: str, rep: Any, model: ModelSeries) -> Row:
     change = after / before - 1.0 if before > 0 else None
     base = _base(rep, "oi_change", name, start, end, why)
     scale = "fraction (no scaling); measured on " + "+".join(syms)
-    if key in OUTSIDE_WINDOW:
-        return Row(**base, reported=rep.value, model=change, comparable=None, ratio=None, scale=scale,
-                   verdict="not comparable: " + OUTSIDE_WINDOW[key], scored=False, note=rep.note)
-    bound = CHANGE_BOUNDS.get(key)
+    bound = (rep.change_bound, rep.change_bound_sense) if rep.change_bound is not None else None
     reported = bound[0] if bound else rep.change
     if reported is None or change is None:
         return Row(**base, reported=reported, model=change, comparable=None, ratio=None, scale=scale,
@@ -315,6 +285,12 @@ def _oi_change(event: Any, name: str, rep: Any, model: ModelSeries) -> Row:
     verdict = "consistent with the bound" if bound and err == 0 else f"log-error {err:+.2f}"
     return Row(**base, reported=reported, model=change, comparable=reported, ratio=ratio, scale=scale,
                verdict=verdict, scored=True, error=err, note=rep.note)
+
+
+def _outside_window(row: Row, rep: Any) -> Row:
+    """A figure the catalog marks as not about the window: its reconstruction is shown, never scored."""
+    return replace(row, reported=rep.value, comparable=None, ratio=None, error=None, scored=False,
+                   verdict="not comparable: " + rep.outside_window)
 
 
 def _funding(event: Any, name: str, rep: Any, model: ModelSeries) -> Row:

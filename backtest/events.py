@@ -29,7 +29,12 @@ DEFAULT_WARMUP = timedelta(days=30)
 _EVENT_REQUIRED = ("title", "start", "end", "symbols", "venues")
 _EVENT_OPTIONAL = ("warmup_days", "peak", "peak_note", "gaps", "reported", "fund_before")
 _REPORTED_REQUIRED = ("kind", "unit", "scope", "source", "confidence")
-_REPORTED_OPTIONAL = ("value", "before", "after", "at", "lower_bound", "note")
+_REPORTED_OPTIONAL = ("value", "before", "after", "at", "lower_bound", "note", "measured_from", "measured_to",
+                      "measured_why", "change_bound", "change_bound_sense", "outside_window")
+#: How a change stated only as a bound reads: ``at_most`` -0.5 = "more than halved".
+BOUND_SENSES = ("at_most", "at_least")
+#: Figure kinds whose reported change calibrate can take as a bound.
+_BOUND_KINDS = ("oi_change",)
 _FUND_REQUIRED = ("venue", "fund", "balance", "currency", "source")
 _FUND_OPTIONAL = ("date", "confidence", "note")
 _ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
@@ -51,6 +56,22 @@ class Reported:
     at: datetime | None = None
     lower_bound: bool = False
     note: str = ""
+    #: the replay interval the figure is measured over, and why (read off the scope text)
+    measured_from: datetime | None = None
+    measured_to: datetime | None = None
+    measured_why: str = ""
+    #: a change reported only as a bound ("more than halved"): the bound and its sense (BOUND_SENSES)
+    change_bound: float | None = None
+    change_bound_sense: str = ""
+    #: why the figure is not about the window: shown by calibrate, not scored
+    outside_window: str = ""
+
+    @property
+    def measured(self) -> tuple[datetime, datetime, str] | None:
+        """(start, end, why) of the catalog-stated interval, or None for the default rule."""
+        if self.measured_from is None or self.measured_to is None:
+            return None
+        return self.measured_from, self.measured_to, self.measured_why
 
     @property
     def change(self) -> float | None:
@@ -73,6 +94,13 @@ class Reported:
                    lower_bound=self.lower_bound)
         if self.note:
             out["note"] = self.note
+        if self.measured_from is not None and self.measured_to is not None:
+            out.update(measured_from=_iso(self.measured_from), measured_to=_iso(self.measured_to),
+                       measured_why=self.measured_why)
+        if self.change_bound is not None:
+            out.update(change_bound=self.change_bound, change_bound_sense=self.change_bound_sense)
+        if self.outside_window:
+            out["outside_window"] = self.outside_window
         return out
 
 
@@ -291,6 +319,12 @@ def _parse_event(ctx: _Ctx, eid: str, body: Any) -> Event:
     if not isinstance(reported_body, dict):
         raise ctx.error("must be a table of named figures ([<id>.reported.<name>])", "reported")
     reported = {name: _parse_reported(ctx, name, r) for name, r in reported_body.items()}
+    load_start = start - timedelta(days=warmup_days)
+    for name, r in reported.items():
+        if r.measured is not None and not (load_start <= r.measured[0] and r.measured[1] <= end):
+            msg = (f"interval {_iso(r.measured_from)} -> {_iso(r.measured_to)} lies outside the replayed "
+                   f"range [{_iso(load_start)}, {_iso(end)}] (start - warmup_days, end)")
+            raise ctx.error(msg, f"reported.{name}.measured_from", f"{eid}.reported.{name}")
     funds_body = body.get("fund_before", [])
     if not isinstance(funds_body, list):
         raise ctx.error("must be an array of tables ([[<id>.fund_before]])", "fund_before")
@@ -338,6 +372,7 @@ def _parse_reported(ctx: _Ctx, name: str, body: Any) -> Reported:
     return Reported(
         name=name,
         kind=kind,
+        **_measurement(ctx, body, kind, prefix, section),
         unit=_text(ctx, body["unit"], prefix + "unit", section),
         scope=_text(ctx, body["scope"], prefix + "scope", section),
         source=_text(ctx, body["source"], prefix + "source", section),
@@ -347,6 +382,54 @@ def _parse_reported(ctx: _Ctx, name: str, body: Any) -> Reported:
         note=_text(ctx, body.get("note", ""), prefix + "note", section, allow_empty=True),
         **nums,
     )
+
+
+def _measurement(ctx: _Ctx, body: dict, kind: str, prefix: str, section: str) -> dict[str, Any]:
+    """The optional keys that say how calibrate measures a figure; a half-stated one is an error,
+    because calibrate would silently fall back to its default rule."""
+    out: dict[str, Any] = {}
+    has_from, has_to = "measured_from" in body, "measured_to" in body
+    if has_from != has_to:
+        given, missing = ("measured_from", "measured_to") if has_from else ("measured_to", "measured_from")
+        raise ctx.error(f"needs '{missing}' too (an interval has both ends)", prefix + given, section)
+    if has_from:
+        start = _when(ctx, body["measured_from"], prefix + "measured_from", section)
+        end = _when(ctx, body["measured_to"], prefix + "measured_to", section)
+        if start >= end:
+            raise ctx.error(f"measured_from {_iso(start)} must be before measured_to {_iso(end)}",
+                            prefix + "measured_from", section)
+        if "measured_why" not in body:
+            raise ctx.error("an interval needs 'measured_why' (printed with the row)",
+                            prefix + "measured_why", section)
+        out.update(measured_from=start, measured_to=end,
+                   measured_why=_text(ctx, body["measured_why"], prefix + "measured_why", section))
+    elif "measured_why" in body:
+        raise ctx.error("needs 'measured_from' and 'measured_to'", prefix + "measured_why", section)
+    has_bound, has_sense = "change_bound" in body, "change_bound_sense" in body
+    if has_sense and not has_bound:
+        raise ctx.error("needs 'change_bound'", prefix + "change_bound_sense", section)
+    if has_bound:
+        bound = body["change_bound"]
+        if not _is_number(bound) or not bound > -1:
+            raise ctx.error(f"must be a relative change above -1 (-100%), not {bound!r}",
+                            prefix + "change_bound", section)
+        if kind not in _BOUND_KINDS:
+            raise ctx.error(f"only {', '.join(_BOUND_KINDS)} figures take a change bound, not {kind!r}",
+                            prefix + "change_bound", section)
+        if not has_sense:
+            raise ctx.error(f"needs 'change_bound_sense' ({' | '.join(BOUND_SENSES)})",
+                            prefix + "change_bound", section)
+        sense = body["change_bound_sense"]
+        if sense not in BOUND_SENSES:
+            raise ctx.error(f"sense {sense!r} is not one of {', '.join(BOUND_SENSES)}",
+                            prefix + "change_bound_sense", section)
+        out.update(change_bound=float(bound), change_bound_sense=sense)
+    if "outside_window" in body:
+        if has_bound:
+            raise ctx.error("a figure outside the window is not scored, so it takes no 'change_bound'",
+                            prefix + "outside_window", section)
+        out["outside_window"] = _text(ctx, body["outside_window"], prefix + "outside_window", section)
+    return out
 
 
 def _parse_fund(ctx: _Ctx, i: int, body: Any) -> FundRecord:

@@ -137,3 +137,133 @@ def test_cli_calibrate_json_on_recorded_window(archive_dir, tmp_path) -> None:
     assert rows["funding_extreme"]["model"] == pytest.approx(-0.00042, rel=1e-3)
     bad = CliRunner().invoke(calibrate, ["--event", "luna2022", "--asset-share", "2"])
     assert bad.exit_code != 0
+
+
+USER_CATALOG = """
+[mywin]
+title = "My window"
+start = 2030-01-01T00:00:00Z
+end = 2030-01-03T00:00:00Z
+warmup_days = 0
+peak = 2030-01-02T00:00:00Z
+symbols = ["BTCUSDT", "ETHUSDT"]
+venues = ["binanceusdm"]
+
+[mywin.reported.liq_span]
+kind = "liquidations"
+value = 50.0
+unit = "USD"
+at = 2030-01-02T12:00:00Z
+scope = "Binance BTCUSDT, 02:00 -> 05:00 1 Jan 2030"
+source = "https://example.org/liq"
+confidence = "M"
+measured_from = 2030-01-01T02:00:00Z
+measured_to = 2030-01-01T05:00:00Z
+measured_why = "the span the scope names"
+
+[mywin.reported.liq_default]
+kind = "liquidations"
+value = 50.0
+unit = "USD"
+scope = "Binance BTCUSDT"
+source = "https://example.org/liq"
+confidence = "M"
+
+[mywin.reported.oi_halved]
+kind = "oi_change"
+after = 40.0
+unit = "USD"
+scope = "BTC futures open interest, all venues"
+source = "https://example.org/oi"
+confidence = "L"
+measured_from = 2030-01-01T00:00:00Z
+measured_to = 2030-01-02T00:00:00Z
+measured_why = "window start -> peak"
+change_bound = -0.5
+change_bound_sense = "at_most"
+
+[mywin.reported.liq_next_year]
+kind = "liquidations"
+value = 50.0
+unit = "USD"
+scope = "Binance BTCUSDT, a year later"
+source = "https://example.org/liq"
+confidence = "M"
+outside_window = "a year after the window"
+"""
+
+
+def test_user_catalog_states_interval_bound_and_outside_window(tmp_path) -> None:
+    """A user's --events-file states how a figure is measured; calibrate uses it."""
+    from backtest.events import load_catalog
+
+    path = tmp_path / "mine.toml"
+    path.write_text(USER_CATALOG, encoding="utf-8")
+    ev = load_catalog(path).get("mywin")
+    oi = [100.0] * 12 + [30.0] * 36  # OI down 70% by the peak: more than halved
+    m = series([10.0] * 48, [0.0] * 48, oi)  # 10 USD of long liquidations every hour
+    rows = by_name(compare(ev, m, Shares(0.2)))
+    span = rows["liq_span"]
+    assert span.model == pytest.approx(30.0)  # 3 bars in [02:00, 05:00), not the 24h ending at `at`
+    assert span.interval == "2030-01-01 02:00 -> 2030-01-01 05:00 (the span the scope names)"
+    assert span.ratio == pytest.approx(30.0 / 50.0) and span.scored
+    default = rows["liq_default"]
+    assert default.model == pytest.approx(240.0) and "peak +/- 12h" in default.interval
+    halved = rows["oi_halved"]
+    assert halved.model == pytest.approx(-0.7) and halved.reported == -0.5
+    assert halved.error == 0.0 and halved.verdict == "consistent with the bound"
+    assert "change <= -0.5" in halved.scale
+    nxt = rows["liq_next_year"]
+    assert nxt.model == pytest.approx(240.0) and not nxt.scored and nxt.error is None
+    assert nxt.verdict == "not comparable: a year after the window" and nxt.comparable is None
+    assert set(error_terms(compare(ev, m, Shares(0.2)))) == {
+        "mywin.liq_span", "mywin.liq_default", "mywin.oi_halved", "mywin.peak"}
+    # a looser bound the reconstruction misses is scored one-sided
+    m2 = series([10.0] * 48, [0.0] * 48, [100.0] * 12 + [60.0] * 36)
+    miss = by_name(compare(ev, m2, Shares(0.2)))["oi_halved"]
+    assert miss.error == pytest.approx(np.log(0.6 / 0.5)) and miss.verdict.startswith("log-error")
+
+
+USER_FTX = """
+[myftx]
+title = "FTX, my figures"
+start = 2022-11-05T00:00:00Z
+end = 2022-11-15T00:00:00Z
+peak = 2022-11-09T22:08:00Z
+symbols = ["BTCUSDT", "ETHUSDT"]
+venues = ["binanceusdm"]
+"""
+_FIG = """
+[myftx.reported.{name}]
+kind = "liquidations"
+value = 1e8
+unit = "USD"
+scope = "Binance BTCUSDT+ETHUSDT, {why}"
+source = "https://example.org/mine"
+confidence = "M"
+measured_from = {start}
+measured_to = {end}
+measured_why = "{why}"
+"""
+
+
+@pytest.mark.archive
+def test_cli_calibrate_uses_an_interval_from_BACKTEST_EVENTS(archive_dir, tmp_path) -> None:
+    """End to end: a user catalog in BACKTEST_EVENTS splits 8 Nov 2022 in two; the halves sum to the day."""
+    from backtest.cli.calibrate_cmd import calibrate
+
+    spans = {"day": ("2022-11-08T00:00:00Z", "2022-11-09T00:00:00Z", "UTC day 8 Nov"),
+             "am": ("2022-11-08T00:00:00Z", "2022-11-08T12:00:00Z", "8 Nov 00-12"),
+             "pm": ("2022-11-08T12:00:00Z", "2022-11-09T00:00:00Z", "8 Nov 12-24")}
+    text = USER_FTX + "".join(_FIG.format(name=n, start=a, end=b, why=w) for n, (a, b, w) in spans.items())
+    path = tmp_path / "mine.toml"
+    path.write_text(text, encoding="utf-8")
+    res = CliRunner().invoke(calibrate, ["--event", "myftx", "--format", "json", "--quiet",
+                                         "--db", str(tmp_path / "m.duckdb")],
+                             env={"BACKTEST_EVENTS": str(path), "BACKTEST_ARCHIVE": str(archive_dir)})
+    assert res.exit_code == 0, res.output
+    rows = {r["figure"]: r for r in json.loads(res.output)["rows"]}
+    assert rows["day"]["interval"] == "2022-11-08 00:00 -> 2022-11-09 00:00 (UTC day 8 Nov)"
+    assert rows["pm"]["interval"] == "2022-11-08 12:00 -> 2022-11-09 00:00 (8 Nov 12-24)"
+    assert rows["am"]["model"] > 0 and rows["pm"]["model"] > 0
+    assert rows["day"]["model"] == pytest.approx(rows["am"]["model"] + rows["pm"]["model"], rel=1e-9)

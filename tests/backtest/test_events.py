@@ -241,3 +241,112 @@ def test_select_lists_all_or_named_events_and_rejects_bad_lists() -> None:
                      ("may2021,may2021", "repeated"), ("may2020", "unknown event")):
         with pytest.raises(UserError, match=msg):
             cat.select(bad)
+
+
+# -- how calibrate measures a figure: measured_from/to/why, change_bound(+sense), outside_window -----
+
+SPAN = """measured_from = 2023-03-10T06:00:00Z
+measured_to = 2023-03-10T18:00:00Z
+measured_why = "UTC 06-18"
+"""
+OI = """
+[mywin.reported.oi]
+kind = "oi_change"
+value = -0.3
+unit = "fraction"
+scope = "BTC futures open interest, all venues"
+source = "https://example.org/oi"
+confidence = "L"
+"""
+BOUND = 'change_bound = -0.5\nchange_bound_sense = "at_most"\n'
+LIQ = REPORTED
+
+
+@pytest.mark.parametrize(
+    ("figure", "key", "pattern"),
+    [
+        # bad types
+        (LIQ + SPAN.replace("2023-03-10T06:00:00Z", "6"), "liq.measured_from", "bad date 6"),
+        (LIQ + SPAN.replace("2023-03-10T18:00:00Z", '"evening"'), "liq.measured_to", "bad date 'evening'"),
+        (LIQ + SPAN.replace('"UTC 06-18"', "3"), "liq.measured_why", "must be a non-empty string"),
+        (OI + BOUND.replace("-0.5", '"half"'), "oi.change_bound", "must be a relative change above -1"),
+        (OI + BOUND.replace("-0.5", "-1.5"), "oi.change_bound", "must be a relative change above -1"),
+        (LIQ + "outside_window = 1\n", "liq.outside_window", "must be a non-empty string"),
+        (LIQ + 'outside_window = ""\n', "liq.outside_window", "must be a non-empty string"),
+        # from >= to, and an interval the replay does not hold (window [10 Mar, 12 Mar), 30 days warm-up)
+        (LIQ + SPAN.replace("T18:00", "T06:00"), "liq.measured_from",
+         "measured_from 2023-03-10T06:00:00Z must be before measured_to 2023-03-10T06:00:00Z"),
+        (LIQ + SPAN.replace("T18:00", "T05:00"), "liq.measured_from", "measured_from .* must be before"),
+        (LIQ + SPAN.replace("2023-03-10T18", "2023-03-12T01"), "liq.measured_from",
+         r"interval .* lies outside the replayed range \[2023-02-08T00:00:00Z, 2023-03-12T00:00:00Z\]"),
+        (LIQ + SPAN.replace("2023-03-10T06", "2023-02-01T00"), "liq.measured_from",
+         "interval .* outside the replayed"),
+        # one without the other
+        (LIQ + SPAN.replace("measured_to = 2023-03-10T18:00:00Z\n", ""), "liq.measured_from",
+         "needs 'measured_to' too"),
+        (LIQ + SPAN.replace("measured_from = 2023-03-10T06:00:00Z\n", ""), "liq.measured_to",
+         "needs 'measured_from' too"),
+        (LIQ + SPAN.replace('measured_why = "UTC 06-18"\n', ""), "liq.measured_why",
+         "an interval needs 'measured_why'"),
+        (LIQ + 'measured_why = "UTC day"\n', "liq.measured_why", "needs 'measured_from' and 'measured_to'"),
+        (OI + "change_bound = -0.5\n", "oi.change_bound", "needs 'change_bound_sense'"),
+        (OI + 'change_bound_sense = "at_most"\n', "oi.change_bound_sense", "needs 'change_bound'"),
+        # sense values; a bound where calibrate cannot use one; a bound on an unscored figure
+        (OI + BOUND.replace("at_most", "below"), "oi.change_bound_sense",
+         "sense 'below' is not one of at_most, at_least"),
+        (OI + BOUND.replace('"at_most"', "true"), "oi.change_bound_sense", "sense True is not one of"),
+        (LIQ + BOUND, "liq.change_bound", "only oi_change figures take a change bound, not 'liquidations'"),
+        (OI + BOUND + 'outside_window = "next year"\n', "oi.outside_window",
+         "a figure outside .* no 'change_bound'"),
+        # a misspelt new key is still an unknown key
+        (LIQ + SPAN.replace("measured_to", "measured_until"), "liq.measured_until", "unknown key"),
+    ],
+)
+def test_measurement_keys_validation(tmp_path: Path, figure: str, key: str, pattern: str) -> None:
+    text = MINIMAL + figure
+    p = write(tmp_path, text)
+    with pytest.raises(InputError, match=f"event 'mywin', key 'reported.{key}': {pattern}") as info:
+        load_catalog(p)
+    msg = str(info.value)
+    assert msg.startswith(f"{p}:") and "\n" not in msg
+    fig, name = key.split(".")
+    lines = text.splitlines()
+    at_key = [i for i, ln in enumerate(lines, 1) if ln.startswith(f"{name} =")]
+    header = lines.index(f"[mywin.reported.{fig}]") + 1  # a missing key: the figure's table
+    assert info.value.line == (at_key[0] if at_key else header)
+
+
+def test_measurement_keys_are_read_and_listed(tmp_path: Path) -> None:
+    liq_text = REPORTED + SPAN.replace("06:00:00Z", "08:00:00+02:00") + 'outside_window = "next year"\n'
+    [e] = parse_file(write(tmp_path, MINIMAL + liq_text + OI + BOUND.replace("at_most", "at_least")))
+    liq, oi = e.reported["liq"], e.reported["oi"]
+    assert liq.measured == (datetime(2023, 3, 10, 6), datetime(2023, 3, 10, 18), "UTC 06-18")
+    assert (liq.change_bound, liq.outside_window) == (None, "next year")
+    assert oi.measured is None and (oi.change_bound, oi.change_bound_sense) == (-0.5, "at_least")
+    assert oi.outside_window == ""
+    d = e.to_dict()["reported"]
+    assert (d["liq"]["measured_from"], d["liq"]["measured_why"]) == ("2023-03-10T06:00:00Z", "UTC 06-18")
+    assert d["liq"]["outside_window"] == "next year" and "change_bound" not in d["liq"]
+    assert d["oi"]["change_bound_sense"] == "at_least" and "measured_from" not in d["oi"]
+
+
+def test_builtin_catalog_states_the_calibration_intervals() -> None:
+    """The facts that used to live in calibrate.py (INTERVALS, CHANGE_BOUNDS, OUTSIDE_WINDOW)."""
+    cat = load_catalog()
+    stated = {(e.id, r.name) for e in cat for r in e.reported.values() if r.measured}
+    assert stated == {
+        ("mar2020", "liquidations_bitmex_first_leg"), ("mar2020", "long_share"),
+        ("mar2020", "liquidations_bitmex_12mar"), ("mar2020", "liquidations_bitmex_13mar"),
+        ("may2021", "liquidations_23may"), ("may2021", "oi_change"),
+        ("ftx2022", "liquidations_total"), ("ftx2022", "long_share"),
+        ("oct2025", "liquidations_2050_0300"), ("oct2025", "long_share_2050_0300"),
+    }
+    oct_ = cat.get("oct2025").reported["liquidations_2050_0300"]
+    assert oct_.measured == (datetime(2025, 10, 10, 20, 50), datetime(2025, 10, 11, 3), "20:50 -> 03:00")
+    may = cat.get("may2021").reported["oi_change"]
+    assert (may.change_bound, may.change_bound_sense) == (-0.5, "at_most")
+    assert may.measured[:2] == (datetime(2021, 5, 10), datetime(2021, 5, 20, 13, 10))
+    bounds = {(e.id, r.name) for e in cat for r in e.reported.values() if r.change_bound is not None}
+    outside = {(e.id, r.name): r.outside_window for e in cat for r in e.reported.values() if r.outside_window}
+    assert bounds == {("may2021", "oi_change")}
+    assert outside == {("ftx2022", "oi_change"): "three months after FTX; not a within-window figure"}
