@@ -48,7 +48,7 @@ O_FLOW, O_OI, O_OPEN_USD, O_CLOSE_SHARE = 32, 33, 34, 35
 NOUT = 36
 # accumulators acc[:]
 A_D, A_WD, A_F, A_UNREC, A_LP, A_FUNDING_NET, A_TRADED, A_PRUNED, A_QL, A_QS = range(10)
-NACC = 10  # A_QL/A_QS: side totals of Q (state; direct sums at the end of each bar, see settle)
+NACC = 10  # A_QL/A_QS: side totals of Q at the end of the last bar (G x running sum; an output)
 # acc[NACC + k]: Neumaier compensation of money accumulator k (read totals with ``acc_total``)
 ACC_SIZE = 2 * NACC
 

@@ -56,3 +56,27 @@ def test_block_bounds_hold_after_every_tick(overrides):
     for st in finished.symbols.values():  # compacted at the end: no closed rows left
         assert st.cnt[K.C_DEAD] == 0
         assert (st.fs[K.Q, : st.cnt[K.C_ROWS]] > 0.0).all()
+
+
+def test_tiny_side_scale_is_multiplied_out_and_matches_the_reference():
+    """Closing 90 % of the book every bar drives G below RENORM_BELOW within ~100 bars; the q are then
+    rescaled (and the prune bounds with them) and the run still matches the per-cohort reference."""
+    from backtest.engine.replay import replay
+    from backtest.engine.results import summarize
+    from tests.reference_engine import compare_results, replay_reference, summarize_reference
+
+    p = Params.from_overrides({"close_volume_share": "1e6", "close_cap": "0.9"})
+    inputs = [path("BTCUSDT", 5, n=160, crash_at=120, warm=60)]
+    run = Replay(inputs, p, None)
+    fund = NoFund()
+    smallest = 1.0
+    for k in range(run.n):
+        st = run.states["BTCUSDT"]
+        smallest = min(smallest, float(st.sg[:, K.G].min()))  # before this tick's renormalisation
+        run.step(k, fund, False)
+        assert (st.sg[:, K.G] >= K.RENORM_BELOW).all()
+        _check_bounds(st)
+    assert smallest < 1e-90  # G really came close to the threshold, so it was multiplied out
+    fast = summarize(replay(inputs, NoFund(), p))
+    ref = summarize_reference(replay_reference(inputs, NoFund(), p))
+    assert compare_results(fast, ref) == []
