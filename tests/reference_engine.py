@@ -56,6 +56,8 @@ INTERPRETATIONS = {
     "active_bar": "the bar active at a tick is the latest bar opened at or before it (forward fill)",
     "oi_start": "a symbol without warm-up bars contributes its OI after bar 0 to oi_start_usd",
     "warmup_on_bar": "fund.on_bar and fund.value are called on warm-up ticks too (§4 step 11 is per tick)",
+    "impact_scale": "S_t from the bar's own range; the normal variance rate of bar 0 is its own (§5.3)",
+    "regrowth_ref": "Q_ref = anchor / mark_close at the last warm-up bar; none without a warm-up anchor (§6)",
 }
 
 
@@ -111,6 +113,7 @@ class Piece:
     q: float
     trigger: float
     qa_before: float
+    partial: bool  # from a stage that cuts the account to a lower bracket (the cohort keeps the rest)
     fill: float = 0.0
 
 
@@ -160,6 +163,8 @@ class SymbolBook:
         self.records = [BarRecord() for _ in range(inp.n)]
         self.mult = [1.0] * inp.n
         self.pieces: list[Piece] = []
+        self.scale = self.impact_scales()
+        self.q_ref = self.regrowth_reference()
         # conservation accumulators (§8)
         self.deposits = 0.0
         self.withdrawals = 0.0
@@ -169,6 +174,55 @@ class SymbolBook:
         self.funding_net = 0.0
         self.traded = 0.0
         self.pruned = 0
+
+    # ---- per-bar model inputs written out from the spec (§5.3 impact scale, §6 regrowth)
+    def impact_scales(self) -> list[float]:
+        """S_t = sigma_t (sigma_t / sigma_N,t)^kappa (ref / dt_t)^beta, sigma_N from an EWMA of sigma^2/dt."""
+        p, inp = self.p, self.inp
+        hi, lo = (B_MHIGH, B_MLOW) if p.impact_range == "mark" else (B_HIGH, B_LOW)
+        sigmas = []
+        for t in range(inp.n):
+            h, low = float(inp.bars[t, hi]), float(inp.bars[t, lo])
+            sigma = math.log(h / low) / SQRT_4LN2 if low > 0.0 else 0.0
+            sigmas.append(sigma if sigma > 0.0 else 0.0)
+        out = []
+        normal = None
+        for t in range(inp.n):
+            dt = float(inp.dt[t])
+            rate = sigmas[t] * sigmas[t] / dt
+            if normal is None:
+                normal = rate  # bar 0: nothing before it, its own rate
+            scale = sigmas[t]
+            if p.impact_kappa != 0.0:
+                sigma_n = math.sqrt(normal * dt)
+                ratio = sigmas[t] / sigma_n if sigma_n > 0.0 else 1.0
+                scale *= ratio ** p.impact_kappa
+            if p.impact_beta != 0.0:
+                scale *= (p.impact_ref_s / dt) ** p.impact_beta
+            out.append(scale)
+            weight = 1.0 - math.exp(-dt * math.log(2.0) / p.impact_norm_halflife_s)
+            normal = normal + weight * (rate - normal)
+        return out
+
+    def regrowth_reference(self) -> float:
+        """Q_ref: the anchor at the last warm-up bar in base units (0: no regrowth)."""
+        inp = self.inp
+        last = None
+        for t in range(inp.n):
+            if not inp.in_window[t]:
+                last = t
+        if self.p.oi_regrow_s <= 0.0 or last is None:
+            return 0.0
+        target, mark = float(inp.target[last]), float(inp.bars[last, B_MCLOSE])
+        if math.isnan(target) or mark <= 0.0:
+            return 0.0
+        return target / mark
+
+    def regrow_rate(self, t: int) -> float:
+        """1 - exp(-dt / oi_regrow_s) on a free in-window bar when there is a reference, else 0."""
+        if self.q_ref <= 0.0 or not self.inp.in_window[t] or not math.isnan(float(self.inp.target[t])):
+            return 0.0
+        return 1.0 - math.exp(-float(self.inp.dt[t]) / self.p.oi_regrow_s)
 
     # ---- helpers
     def alive(self, side: int | None = None) -> list[Cohort]:
@@ -218,21 +272,21 @@ class SymbolBook:
                         break
                     trigger = max(lp, mark_open)
                 if c.tier == 0:
-                    pieces.append(Piece(c, c.q, trigger, c.qa))
+                    pieces.append(Piece(c, c.q, trigger, c.qa, partial=False))
                     c.q = 0.0
                     break
                 qa_new = min(c.qa, self.table[c.tier][FLOOR] / trigger)
                 piece = c.q * (1.0 - qa_new / c.qa)
-                pieces.append(Piece(c, piece, trigger, c.qa))
+                pieces.append(Piece(c, piece, trigger, c.qa, partial=True))
                 c.q = c.q * (qa_new / c.qa)
                 c.qa = qa_new
                 c.tier -= 1
         rec = self.records[t]
         for pc in pieces:
             rec.x[_si(pc.cohort.side)] += pc.q
-        sigma = math.log(float(self.inp.bars[t, B_HIGH]) / float(self.inp.bars[t, B_LOW])) / SQRT_4LN2
         volume = float(self.inp.bars[t, B_VOL])
-        impact = [self.impact(sigma, volume, rec.x[0]), self.impact(sigma, volume, rec.x[1])]
+        scale = self.scale[t]
+        impact = [self.impact(scale, volume, rec.x[0]), self.impact(scale, volume, rec.x[1])]
         for pc in pieces:
             if pc.q <= 0.0:
                 continue
@@ -244,10 +298,15 @@ class SymbolBook:
             rec.accounts[i] += pc.q / pc.qa_before
             self.traded += pc.q * pc.fill
             if leftover >= 0.0:
-                if self.p.surplus_mode == "margin":
+                # §5.4: margin -> all to the fund; fee -> the clearance fee; venue -> the fee for a partial
+                # piece, all of it for the last piece (closed at the bankruptcy price, taken over)
+                mode = self.p.surplus_mode
+                takes_all = mode == "margin" or (mode == "venue" and not pc.partial)
+                if takes_all:
                     rec.surplus[i] += leftover
                 else:
-                    to_fund = min(leftover, self.p.clearance_fee * pc.q * pc.fill)
+                    rate = self.inp.clearance_rate if self.p.surplus_mode == "venue" else self.p.clearance_fee
+                    to_fund = min(leftover, rate * pc.q * pc.fill)
                     rec.surplus[i] += to_fund
                     self.withdrawals += leftover - to_fund
             else:
@@ -258,12 +317,12 @@ class SymbolBook:
                     rec.qb_pf[i] += pc.q * pc.fill
         self.pieces = pieces
 
-    def impact(self, sigma: float, volume: float, x: float) -> float:
+    def impact(self, scale: float, volume: float, x: float) -> float:
         if x <= 0.0:
             return 0.0
         if volume <= 0.0:
             return self.p.impact_cap
-        return min(self.p.impact_cap, self.p.impact_y * sigma * math.sqrt(x / volume))
+        return min(self.p.impact_cap, self.p.impact_y * scale * math.sqrt(x / volume))
 
     # ---- steps 6-10
     def adl(self, t: int, s_liq: int, loss: float) -> tuple[float, float]:
@@ -345,7 +404,8 @@ class SymbolBook:
             avail = 0.0
             for c in takers:
                 avail += c.q
-            whole = need >= avail * (1.0 - DUST_REL)  # §5.5: the need takes the whole side
+            # §5.5: within DUST_REL of the larger of the side and the bar's liquidated quantity
+            whole = need >= avail - DUST_REL * max(avail, rec.x[i])
             for c in takers:
                 self.close(c, c.q if whole else c.q * (need / avail), p_abs)
             if need > avail:
@@ -373,8 +433,16 @@ class SymbolBook:
         target = float(self.inp.target[t])
         if math.isnan(target):
             n_open = p.open_volume_share * vusd
+            rate = self.regrow_rate(t)
+            if rate > 0.0:  # §6: regrowth toward the pre-window book, in base units at today's mark
+                level = self.q_ref * mark_close
+                gap = level - self.side_q(LONG) * mark_close
+                if gap > DUST_REL * level:  # §5.5: a gap of rounding size is none
+                    n_open += rate * gap
         else:
-            n_open = max(0.0, target - self.side_q(LONG) * mark_close)
+            n_open = target - self.side_q(LONG) * mark_close
+            if n_open <= DUST_REL * target:  # §5.5: the book is at its anchor up to rounding
+                n_open = 0.0
         if n_open > 0.0:
             self.open(t, n_open, mark_close)
         self.prune(mark_close)
@@ -463,9 +531,9 @@ def _endogenous_multiplier(book: SymbolBook, t: int, baseline: list[float], p: P
         d = book.records[u].flow - (float(baseline[u]) if baseline is not None else 0.0)
         if d == 0.0:
             continue
-        sigma = math.log(float(inp.bars[u, B_HIGH]) / float(inp.bars[u, B_LOW])) / SQRT_4LN2
         vol = float(inp.bars[u, B_VOL])
-        size = p.impact_cap if vol <= 0.0 else min(p.impact_cap, p.impact_y * sigma * math.sqrt(abs(d) / vol))
+        size = (p.impact_cap if vol <= 0.0
+                else min(p.impact_cap, p.impact_y * book.scale[u] * math.sqrt(abs(d) / vol)))
         a_t += math.copysign(size, d) * math.exp(-(float(inp.ts[t]) - float(inp.ts[u])) / p.endo_decay_s)
     return math.exp(a_t)
 

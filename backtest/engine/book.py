@@ -38,3 +38,25 @@ def size_templates(brackets: np.ndarray, p: Params) -> tuple[np.ndarray, np.ndar
     tiers = np.array([tier_of(brackets, s) for s in size_usd], dtype=np.int64)
     lev = np.minimum(np.asarray(LEVERAGE_BUCKETS)[:, None], brackets[tiers, MAXLEV][None, :])
     return size_usd, np.asarray(p.size_share, dtype=float), tiers, lev
+
+
+def regrowth(target: np.ndarray, in_window: np.ndarray, mark_close: np.ndarray, dt: np.ndarray,
+             p: Params) -> tuple[float, np.ndarray]:
+    """(Q_ref, rate per bar) of OI regrowth in the free book (MODEL §6).
+
+    Q_ref is the OI anchor at the last warm-up bar in base units (anchor / mark close there): the
+    pre-window book the market rebuilds toward after liquidations removed part of it. ``rate[t]`` =
+    1 - exp(-dt / oi_regrow_s) on free in-window bars (no anchor), else 0; no warm-up, no anchor or
+    ``oi_regrow_s = 0``: no regrowth.
+    """
+    rate = np.zeros(target.shape[0])
+    warm = np.flatnonzero(~np.asarray(in_window, bool))
+    if p.oi_regrow_s <= 0.0 or warm.size == 0:
+        return 0.0, rate
+    last = int(warm[-1])
+    if not np.isfinite(target[last]) or mark_close[last] <= 0.0:
+        return 0.0, rate
+    q_ref = float(target[last] / mark_close[last])
+    free = np.asarray(in_window, bool) & np.isnan(target)
+    rate[free] = -np.expm1(-np.asarray(dt, float)[free] / p.oi_regrow_s)
+    return q_ref, rate

@@ -42,6 +42,7 @@ class SymbolInputs:
     tb: np.ndarray  # taker-buy share (0.5 unknown)
     target: np.ndarray  # OI anchor USD per side, NaN where the book is free
     brackets: np.ndarray  # [J, 5]
+    clearance_rate: float = 0.005  # venue's clearance fee on partial-liquidation pieces (surplus_mode venue)
     assumptions: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -68,12 +69,14 @@ class SymbolInputs:
         tb=None,
         target=None,
         brackets=None,
+        clearance_rate=None,
         params: Params | None = None,
     ) -> SymbolInputs:
         """Arrays from plain sequences (tests, synthetic paths). ``mark``: (open, high, low, close)
         tuple of sequences, default = the last-price bars. ``f_last`` defaults to the carried
-        ``funding`` settlements (``params.funding_neutral`` before the first)."""
-        from backtest.engine.venue_rules import TABLE_A
+        ``funding`` settlements (``params.funding_neutral`` before the first). ``clearance_rate``
+        defaults to the venue's latest surplus rule."""
+        from backtest.engine.venue_rules import TABLE_A, venue_rules
 
         params = params or Params()
         ts = np.asarray(ts, dtype=np.int64)
@@ -109,6 +112,8 @@ class SymbolInputs:
             tb=np.full(n, 0.5) if tb is None else np.asarray(tb, dtype=float),
             target=np.full(n, np.nan) if target is None else np.asarray(target, dtype=float),
             brackets=TABLE_A.copy() if brackets is None else np.asarray(brackets, dtype=float),
+            clearance_rate=(venue_rules(params.venue).surplus_rule()[0] if clearance_rate is None
+                            else float(clearance_rate)),
         )
 
 
@@ -221,8 +226,12 @@ def from_window(win: Any, params: Params, oi_level: tuple[float, str] | None = N
                 f"mean daily volume {daily:,.0f} USD = {level:,.0f} USD"
             )
         target = np.where(pin, level, target)
-    brackets, note = venue_rules(params.venue).brackets(win.symbol, win.start)
+    rules = venue_rules(params.venue)
+    brackets, note = rules.brackets(win.symbol, win.start)
     assumptions["brackets"] = note
+    rate, surplus_note = rules.surplus_rule(win.start)
+    if params.surplus_mode == "venue":
+        assumptions["surplus_rule"] = surplus_note
     return SymbolInputs(
         symbol=win.symbol,
         ts=ts,
@@ -234,5 +243,6 @@ def from_window(win: Any, params: Params, oi_level: tuple[float, str] | None = N
         tb=tb,
         target=target,
         brackets=brackets,
+        clearance_rate=rate,
         assumptions=assumptions,
     )

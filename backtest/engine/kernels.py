@@ -72,6 +72,9 @@ G, SQ, SQW, SQE = range(4)
 NSG = 4
 RENORM_BELOW = 1e-100
 """When G falls below this, the side's q are multiplied out and G reset to 1 (keeps q finite)."""
+NEAR_ALL = 1e-6
+"""A pro-rata close of at least (1 - NEAR_ALL) of a side first re-sums the side directly, so the dust
+floor (DUST_REL) is decided on the same total as a direct sum (the reference engine's)."""
 CANCEL_GUARD = 1e-3
 """A side whose running sum of q fell below this fraction of its value before the bar's liquidations is
 summed again directly (its rounding error would otherwise exceed ~1e-13 relative)."""
@@ -92,7 +95,7 @@ BLOCK = 1 << BLOCK_SHIFT
 (
     PF_Y,
     PF_CAP,
-    PF_SURPLUS_FEE,
+    PF_SURPLUS,
     PF_CLEAR_FEE,
     PF_TRADE_FEE,
     PF_SOCIAL,
@@ -102,8 +105,9 @@ BLOCK = 1 << BLOCK_SHIFT
     PF_PRUNE,
 ) = range(10)
 NPF = 10
+# pf[PF_SURPLUS]: the surplus rule (MODEL §5.4)
+SURPLUS_MARGIN, SURPLUS_FEE, SURPLUS_VENUE = 0, 1, 2
 
-SQRT_4LN2 = math.sqrt(4.0 * math.log(2.0))
 
 
 @njit(cache=True)
@@ -311,14 +315,14 @@ def _set_lp(i, fs, cs, brackets):
 
 
 @njit(cache=True)
-def impact(y, cap, high, low, vol, x):
-    """Square-root impact of x base units in a bar (MODEL §5.3)."""
+def impact(y, cap, scale, vol, x):
+    """Square-root impact of x base units in a bar whose depth scale is ``scale`` (MODEL §5.3:
+    ``liquidity.impact_scale``)."""
     if x <= 0.0:
         return 0.0
     if vol <= 0.0:
         return cap
-    sigma = math.log(high / low) / SQRT_4LN2 if low > 0.0 else 0.0
-    v = y * sigma * math.sqrt(x / vol)
+    v = y * scale * math.sqrt(x / vol)
     return v if v < cap else cap
 
 
@@ -392,7 +396,7 @@ def _prunable(fs, cs, n, thr_l, thr_s, cand, bst):
 
 
 @njit(cache=True)
-def liquidate(t, mult, bars, fs, cs, cnt, pc, brackets, pf, out, acc, sg, cand, bst):
+def liquidate(t, mult, bars, imp, fs, cs, cnt, pc, brackets, pf, out, acc, sg, cand, bst):
     """Trigger, partial liquidation, execution, surplus and bad debt of bar t (MODEL §5).
 
     Returns the number of pieces. If it exceeds ``len(pc)`` nothing was changed and the caller must
@@ -454,16 +458,14 @@ def liquidate(t, mult, bars, fs, cs, cnt, pc, brackets, pf, out, acc, sg, cand, 
             x_long += pc[m, P_Q]
         else:
             x_short += pc[m, P_Q]
-    high = bars[t, B_HIGH]
-    low = bars[t, B_LOW]
     vol = bars[t, B_VOL]
-    i_long = impact(pf[PF_Y], pf[PF_CAP], high, low, vol, x_long)
-    i_short = impact(pf[PF_Y], pf[PF_CAP], high, low, vol, x_short)
+    i_long = impact(pf[PF_Y], pf[PF_CAP], imp[t], vol, x_long)
+    i_short = impact(pf[PF_Y], pf[PF_CAP], imp[t], vol, x_short)
     out[t, O_LONG + O_X] = x_long
     out[t, O_SHORT + O_X] = x_short
     out[t, O_LONG + O_IMPACT] = i_long
     out[t, O_SHORT + O_IMPACT] = i_short
-    fee_mode = pf[PF_SURPLUS_FEE] > 0.5
+    mode = int(pf[PF_SURPLUS])
     for m in range(n):
         i = int(pc[m, P_I])
         s = cs[SIDE, i]
@@ -495,7 +497,9 @@ def liquidate(t, mult, bars, fs, cs, cnt, pc, brackets, pf, out, acc, sg, cand, 
         out[t, o + O_ACCOUNTS] += q / pc[m, P_QA]
         _add(acc, A_TRADED, q * fill)
         if e >= 0.0:
-            if fee_mode:
+            # fee mode: every piece pays the clearance fee; venue mode: only a partial-liquidation
+            # piece (the cohort keeps a remainder), the last piece is taken over with its margin (§5.4)
+            if mode == SURPLUS_FEE or (mode == SURPLUS_VENUE and pc[m, P_QAFTER] > 0.0):
                 fee = pf[PF_CLEAR_FEE] * q * fill
                 to_fund = e if e < fee else fee
                 out[t, o + O_SURPLUS] += to_fund
@@ -619,6 +623,8 @@ def settle(
     u_long,
     u_short,
     target,
+    q_ref,
+    rg_rate,
     fs,
     cs,
     cnt,
@@ -675,8 +681,17 @@ def settle(
         oi_ = side_i ^ 1
         g = sg[oi_, G]
         avail = g * sg[oi_, SQ]
+        tol = DUST_REL * (avail if avail > x else x)
+        if need >= avail * (1.0 - NEAR_ALL) - tol:
+            # a (near-)total close: decide the dust floor on the side's exact sum, not on the running
+            # sum, whose absolute rounding error comes from the side's larger past (MODEL §5.5, §12)
+            _aggregate(fs, cs, cnt, sg, opp)
+            avail = g * sg[oi_, SQ]
+            tol = DUST_REL * (avail if avail > x else x)
         if avail > 0.0:
-            if need >= avail * (1.0 - DUST_REL):  # dust floor (§5.5): closes the side out
+            # dust floor (§5.5): within DUST_REL of the larger of the side and the bar's liquidated
+            # quantity, the need closes the side out (the ADL before it worked on quantities of size x)
+            if need >= avail - tol:
                 wd, q_closed = _zero_side(opp, p_abs, fs, cs, cnt, sg)
             else:
                 share = need / avail
@@ -712,10 +727,15 @@ def settle(
     out[t, O_CLOSE_SHARE] = c
     if not math.isnan(target):
         n_open = target - oi * (1.0 - c)
-        if n_open < 0.0:
+        if n_open <= DUST_REL * target:  # the book is at its anchor up to rounding (§5.5)
             n_open = 0.0
     else:
         n_open = pf[PF_OVS] * vusd
+        if rg_rate > 0.0:  # regrowth toward the pre-window book (MODEL §6)
+            level = q_ref * mclose
+            gap = level - oi * (1.0 - c)
+            if gap > DUST_REL * level:  # dust (§5.5)
+                n_open += rg_rate * gap
     out[t, O_OPEN_USD] = n_open
     # the close share applies to the existing cohorts, before the opens are appended
     if c > 0.0:

@@ -37,7 +37,8 @@ def lev_family(median: float, sigma: float) -> tuple[float, ...]:
     return tuple(x / total for x in w)
 
 CHOICES: dict[str, tuple[str, ...]] = {
-    "surplus_mode": ("margin", "fee"),
+    "surplus_mode": ("venue", "margin", "fee"),
+    "impact_range": ("mark", "last"),
     "waterfall": ("adl", "socialized"),
     "price_path": ("historical", "endogenous"),
 }
@@ -50,6 +51,12 @@ class Params:
     venue: str = "binanceusdm"
     impact_y: float = 1.0
     impact_cap: float = 0.25
+    # the depth the forced flow meets (MODEL §5.3, backtest/engine/liquidity.py)
+    impact_range: str = "last"  # which bar range gives sigma: the mark (index-based) or the last price
+    impact_kappa: float = 0.0  # depth collapse: impact x (sigma / normal sigma)^kappa
+    impact_beta: float = 0.0  # resolution bridge: impact x (impact_ref_s / bar length)^beta
+    impact_ref_s: float = 60.0  # reference bar length of the law (the finest recorded bars)
+    impact_norm_halflife_s: float = 259_200.0  # half-life of the 'normal' volatility (EWMA, 3 days)
     surplus_mode: str = "margin"
     clearance_fee: float = 0.0125
     trading_fee: float = 0.0004
@@ -60,6 +67,7 @@ class Params:
     close_volume_share: float = 0.15  # fitted (docs/CALIBRATION.md); was 0.25
     open_volume_share: float = 0.15  # fitted; was 0.25
     close_cap: float = 0.5
+    oi_regrow_s: float = 0.0  # time constant of OI regrowth toward the pre-window level (0 = none)
     prune_frac: float = 1e-9
     funding_neutral: float = 0.0001
     funding_ref: float = 0.0005
@@ -181,6 +189,11 @@ def validate(p: Params) -> None:
             raise bad(key, "must be <= 1")
     if p.endo_decay_s <= 0:
         raise bad("endo_decay_s", "must be > 0")
+    for key in ("impact_ref_s", "impact_norm_halflife_s"):
+        if getattr(p, key) <= 0:
+            raise bad(key, "must be > 0")
+    if p.impact_beta > 1:
+        raise bad("impact_beta", "must be <= 1 (1 = a bar's range scaled like a straight move)")
     for key in LEV_MIXES:
         w = getattr(p, key)
         if len(w) != len(LEVERAGE_BUCKETS):

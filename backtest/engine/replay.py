@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from backtest.engine import kernels as K
-from backtest.engine.book import side_weights, size_templates
+from backtest.engine.book import regrowth, side_weights, size_templates
 from backtest.engine.inputs import SymbolInputs
+from backtest.engine.liquidity import impact_scale
 from backtest.engine.params import LEVERAGE_BUCKETS, Params
 from strategies.base import Fund, Market
 
@@ -45,6 +46,10 @@ class SymbolState:
     cand: np.ndarray  # [cap] int64 scratch: rows picked by a scan (triggered, prunable)
     bst: np.ndarray  # [NBST, blocks] bounds per block of rows (kernels.py: BLOCK)
     sg: np.ndarray  # [2, NSG] per-side scale G and scaled sums: base-unit Q of cohort i = fs[Q, i] * G
+    pf: np.ndarray  # kernel parameters (the run's, with this symbol's clearance-fee rate)
+    imp: np.ndarray  # [T] depth scale of the impact law (liquidity.impact_scale)
+    rg_rate: np.ndarray  # [T] OI regrowth rate per bar (book.regrowth)
+    q_ref: float  # OI regrowth reference level, base units per side
 
     @classmethod
     def create(cls, inp: SymbolInputs, p: Params) -> SymbolState:
@@ -52,6 +57,10 @@ class SymbolState:
         size_usd, size_share, size_tier, lev_eff = size_templates(inp.brackets, p)
         cap = t * 2 * len(LEVERAGE_BUCKETS) * len(size_usd) + 1
         wl, ws = side_weights(inp.f_last, inp.tb, p)
+        pf = _pf(p)
+        if p.surplus_mode == "venue":
+            pf[K.PF_CLEAR_FEE] = inp.clearance_rate
+        q_ref, rg_rate = regrowth(inp.target, inp.in_window, inp.bars[:, K.B_MCLOSE], inp.dt, p)
         return cls(
             inp=inp,
             fs=np.zeros((K.NFS, cap)),
@@ -72,6 +81,10 @@ class SymbolState:
             cand=np.zeros(cap, np.int64),
             bst=np.zeros((K.NBST, cap // K.BLOCK + 2)),
             sg=K.new_scale(),
+            pf=pf,
+            imp=impact_scale(inp.bars, inp.dt, p),
+            rg_rate=rg_rate,
+            q_ref=q_ref,
         )
 
     def positions(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -82,7 +95,9 @@ class SymbolState:
         """Own copies of every mutable array; the inputs are shared (never written)."""
         return SymbolState(
             inp=self.inp,
-            **{f.name: getattr(self, f.name).copy() for f in dataclasses.fields(self) if f.name != "inp"},
+            q_ref=self.q_ref,
+            **{f.name: getattr(self, f.name).copy() for f in dataclasses.fields(self)
+               if f.name not in ("inp", "q_ref")},
         )
 
 
@@ -103,11 +118,14 @@ class RunState:
     bar_at_tick: dict[str, np.ndarray] = field(default_factory=dict)  # symbol -> bar index or -1
 
 
+SURPLUS_MODES = {"margin": K.SURPLUS_MARGIN, "fee": K.SURPLUS_FEE, "venue": K.SURPLUS_VENUE}
+
+
 def _pf(p: Params) -> np.ndarray:
     pf = np.zeros(K.NPF)
     pf[K.PF_Y] = p.impact_y
     pf[K.PF_CAP] = p.impact_cap
-    pf[K.PF_SURPLUS_FEE] = 1.0 if p.surplus_mode == "fee" else 0.0
+    pf[K.PF_SURPLUS] = SURPLUS_MODES[p.surplus_mode]
     pf[K.PF_CLEAR_FEE] = p.clearance_fee
     pf[K.PF_TRADE_FEE] = p.trading_fee
     pf[K.PF_SOCIAL] = 1.0 if p.waterfall == "socialized" else 0.0
@@ -249,7 +267,6 @@ class Replay:
         self, inputs: Sequence[SymbolInputs], p: Params, baseline_flow: dict[str, np.ndarray] | None
     ) -> None:
         self.p = p
-        self.pf = _pf(p)
         if len({i.symbol for i in inputs}) != len(inputs):
             raise ValueError("each symbol may appear once")
         self.states = {i.symbol: SymbolState.create(i, p) for i in inputs}
@@ -294,7 +311,7 @@ class Replay:
 
     def step(self, k: int, fund: Fund, acts: bool) -> None:
         """One clock tick; ``acts`` = the design overrides ``on_bar`` (else no Market view is built)."""
-        p, pf, endo = self.p, self.pf, self.endo
+        p, endo = self.p, self.endo
         active = [(sym, self.states[sym], t) for sym, t in self.ticks[k]]
         # 1-4: funding, liquidation, execution, surplus / bad debt
         for sym, st, t in active:
@@ -316,8 +333,8 @@ class Replay:
                 )
             while True:
                 need = K.liquidate(
-                    t, mult, inp.bars, st.fs, st.cs, st.cnt, st.pc, inp.brackets, pf, st.out, st.acc,
-                    st.sg, st.cand, st.bst,
+                    t, mult, inp.bars, st.imp, st.fs, st.cs, st.cnt, st.pc, inp.brackets, st.pf, st.out,
+                    st.acc, st.sg, st.cand, st.bst,
                 )
                 if need <= st.pc.shape[0]:
                     break
@@ -360,6 +377,8 @@ class Replay:
                 st.uncovered[t, 0],
                 st.uncovered[t, 1],
                 inp.target[t],
+                st.q_ref,
+                st.rg_rate[t],
                 st.fs,
                 st.cs,
                 st.cnt,
@@ -370,7 +389,7 @@ class Replay:
                 st.size_share,
                 st.size_tier,
                 st.lev_eff,
-                pf,
+                st.pf,
                 st.out,
                 st.acc,
                 st.sg,
@@ -427,14 +446,7 @@ def _endogenous_step(
     c = 0.0
     if d != 0.0:
         c = math.copysign(
-            K.impact(
-                p.impact_y,
-                p.impact_cap,
-                inp.bars[t - 1, K.B_HIGH],
-                inp.bars[t - 1, K.B_LOW],
-                inp.bars[t - 1, K.B_VOL],
-                abs(d),
-            ),
+            K.impact(p.impact_y, p.impact_cap, st.imp[t - 1], inp.bars[t - 1, K.B_VOL], abs(d)),
             d,
         )
     a = (decay_a[sym] + c) * math.exp(-(inp.ts[t] - inp.ts[t - 1]) / p.endo_decay_s)

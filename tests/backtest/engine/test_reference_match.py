@@ -88,8 +88,25 @@ def params_strategy(draw, **fixed) -> Params:
         size_usd=tuple(sizes),
         size_share=draw(weights(len(sizes))),
     )
+    # the law before the December 2026 model terms; model_terms() draws those
+    values.update(impact_range="last", impact_kappa=0.0, impact_beta=0.0, oi_regrow_s=0.0)
     values.update(fixed)
     return Params(**values)
+
+
+@st.composite
+def model_terms(draw) -> dict:
+    """The depth law (MODEL §5.3: range, collapse kappa, resolution beta), OI regrowth (§6) and the
+    venue surplus rule (§5.4), drawn over their valid ranges."""
+    return dict(
+        impact_range=draw(st.sampled_from(["mark", "last"])),
+        impact_kappa=draw(st.one_of(st.just(0.0), _floats(0.0, 2.0))),
+        impact_beta=draw(st.one_of(st.just(0.0), _floats(0.0, 1.0))),
+        impact_ref_s=draw(st.sampled_from([30.0, 60.0, 3600.0])),
+        impact_norm_halflife_s=draw(_floats(60.0, 1e6)),
+        oi_regrow_s=draw(st.sampled_from([0.0, 60.0, 600.0, 1e6])),
+        surplus_mode=draw(st.sampled_from(["venue", "margin", "fee"])),
+    )
 
 
 BAR_KINDS = ("calm", "calm", "crash", "spike", "gap_down", "gap_up", "wicks", "flat")
@@ -201,3 +218,14 @@ def test_fast_engine_from_a_warmup_snapshot_matches_reference(inputs, p, fund_fa
     run = replay_reference(inputs, fund_factory(), p)
     fast = summarize(replay(inputs, fund_factory(), p, snapshot=snap))
     assert compare_results(fast, summarize_reference(run)) == []
+
+
+@settings(SETTINGS, max_examples=120)
+@given(inputs=books(), data=st.data(), fund_factory=fund_factories())
+def test_fast_engine_matches_reference_with_the_depth_law_regrowth_and_venue_surplus(inputs, data,
+                                                                                      fund_factory):
+    p = data.draw(params_strategy(**data.draw(model_terms())))
+    for inp in inputs:  # the venue's clearance-fee rate on partial-liquidation pieces (§5.4)
+        inp.clearance_rate = data.draw(_floats(0.0, 0.05))
+    _, _, mismatches = run_both(inputs, fund_factory, p)
+    assert mismatches == []
