@@ -350,3 +350,91 @@ def test_builtin_catalog_states_the_calibration_intervals() -> None:
     outside = {(e.id, r.name): r.outside_window for e in cat for r in e.reported.values() if r.outside_window}
     assert bounds == {("may2021", "oi_change")}
     assert outside == {("ftx2022", "oi_change"): "three months after FTX; not a within-window figure"}
+
+
+# -- insurance-fund outcomes (kind = "fund_change") and the may2020 window -------------------------
+
+FUND = """
+[mywin.reported.fund]
+kind = "fund_change"
+venue = "binanceusdm"
+fund = "BTC fund"
+fund_symbols = ["BTCUSDT"]
+before = 20e6
+after = 8e6
+unit = "USDT"
+scope = "Binance BTCUSDT insurance fund"
+source = "https://example.org/fund"
+confidence = "M"
+measured_from = 2023-03-10T00:00:00Z
+measured_to = 2023-03-11T00:00:00Z
+measured_why = "UTC day 10 Mar"
+"""
+
+
+def _drop(key: str):
+    return lambda t: "\n".join(ln for ln in t.splitlines() if not ln.startswith(f"{key} =")) + "\n"
+
+
+@pytest.mark.parametrize(
+    ("figure", "key", "pattern"),
+    [
+        # only fund_change takes venue / fund / fund_symbols
+        (LIQ + 'venue = "binanceusdm"\n', "liq.venue",
+         "only fund_change figures take 'venue', not 'liquidations'"),
+        (LIQ + 'fund = "f"\n', "liq.fund", "only fund_change figures take 'fund', not 'liquidations'"),
+        (OI + 'fund_symbols = ["BTCUSDT"]\n', "oi.fund_symbols",
+         "only fund_change figures take 'fund_symbols', not 'oi_change'"),
+        # fund_change needs all of them, both balances and the interval
+        *[(_drop(k)(FUND), f"fund.{k}", f"a fund_change figure needs '{k}' \\(venue, fund, fund_symbols")
+          for k in ("venue", "fund", "fund_symbols", "before", "after", "measured_from", "measured_to")],
+        # ... and takes no value, lower bound or change bound
+        (FUND + "value = -12e6\n", "fund.value", "a fund_change figure takes no 'value'"),
+        (FUND + "lower_bound = false\n", "fund.lower_bound", "a fund_change figure takes no 'lower_bound'"),
+        (FUND + BOUND, "fund.change_bound", "only oi_change figures take a change bound, not 'fund_change'"),
+        # balances, currency
+        (FUND.replace("= 20e6", "= 0"), "fund.before", "a fund.s balance before must be a positive number"),
+        (FUND.replace("= 20e6", "= inf"), "fund.before", "a fund.s balance before must be a positive number"),
+        (FUND.replace("= 8e6", "= -1.0"), "fund.after", "a fund.s balance after must be a non-negative"),
+        (FUND.replace("= 8e6", "= inf"), "fund.after", "a fund.s balance after must be a non-negative"),
+        (FUND.replace('unit = "USDT"', 'unit = "BTC"'), "fund.unit",
+         r"unit 'BTC' is not one of USD, USDT, USDC \(calibrate replays a USD fund\)"),
+        # the fund's symbols: a non-empty list of distinct names the window replays
+        (FUND.replace('["BTCUSDT"]', '"BTCUSDT"'), "fund.fund_symbols", "must be a list"),
+        (FUND.replace('["BTCUSDT"]', "[]"), "fund.fund_symbols", "must list at least one name"),
+        (FUND.replace('["BTCUSDT"]', '["BTCUSDT", "BTCUSDT"]'), "fund.fund_symbols", "a symbol is repeated"),
+        (FUND.replace('["BTCUSDT"]', '["BTCUSDT", "ETHUSDT"]'), "fund.fund_symbols",
+         r"ETHUSDT not among the event's symbols \(BTCUSDT\)"),
+        (FUND.replace('venue = "binanceusdm"', "venue = 3"), "fund.venue", "must be a non-empty string"),
+        (FUND.replace('fund = "BTC fund"', 'fund = ""'), "fund.fund", "must be a non-empty string"),
+    ],
+)
+def test_fund_change_validation(tmp_path: Path, figure: str, key: str, pattern: str) -> None:
+    text = MINIMAL + figure
+    p = write(tmp_path, text)
+    with pytest.raises(InputError, match=f"event 'mywin', key 'reported.{key}': {pattern}") as info:
+        load_catalog(p)
+    msg = str(info.value)
+    assert msg.startswith(f"{p}:") and "\n" not in msg
+    fig, name = key.split(".")
+    lines = text.splitlines()
+    at_key = [i for i, ln in enumerate(lines, 1) if ln.startswith(f"{name} =")]
+    header = lines.index(f"[mywin.reported.{fig}]") + 1  # a missing key: the figure's table
+    assert info.value.line == (at_key[0] if at_key else header)
+
+
+def test_fund_change_is_read_and_listed(tmp_path: Path) -> None:
+    text = MINIMAL.replace('["BTCUSDT"]', '["BTCUSDT", "ETHUSDT"]') + FUND.replace(
+        '["BTCUSDT"]', '["ETHUSDT", "BTCUSDT"]') + 'outside_window = "a later fund"\n'
+    [e] = parse_file(write(tmp_path, text))
+    f = e.reported["fund"]
+    assert (f.venue, f.fund, f.fund_symbols) == ("binanceusdm", "BTC fund", ("ETHUSDT", "BTCUSDT"))
+    assert (f.before, f.after, f.delta, f.unit) == (20e6, 8e6, -12e6, "USDT")
+    assert f.measured == (datetime(2023, 3, 10), datetime(2023, 3, 11), "UTC day 10 Mar")
+    assert not f.lower_bound and f.outside_window == "a later fund"
+    d = e.to_dict()["reported"]["fund"]
+    assert (d["venue"], d["fund"], d["fund_symbols"]) == ("binanceusdm", "BTC fund", ["ETHUSDT", "BTCUSDT"])
+    assert d["measured_from"] == "2023-03-10T00:00:00Z" and d["before"] == 20e6 and d["after"] == 8e6
+    [e2] = parse_file(write(tmp_path, MINIMAL + LIQ, "liq.toml"))
+    assert "venue" not in e2.to_dict()["reported"]["liq"] and e2.reported["liq"].fund_symbols == ()
+
