@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from backtest.events import KINDS, load_catalog, parse_file
 from loaders.errors import InputError, UserError
 
-IDS = ["mar2020", "may2021", "luna2022", "ftx2022", "aug2024", "oct2025"]
+IDS = ["mar2020", "may2020", "may2021", "luna2022", "ftx2022", "aug2024", "oct2025"]
 
 MINIMAL = """
 [mywin]
@@ -30,7 +30,7 @@ def write(tmp_path: Path, text: str, name: str = "extra.toml") -> Path:
     return p
 
 
-def test_builtin_catalog_has_the_six_windows_in_order() -> None:
+def test_builtin_catalog_has_the_seven_windows_in_order() -> None:
     cat = load_catalog()
     assert cat.ids == IDS
     for e in cat:
@@ -70,7 +70,9 @@ def test_lower_bound_flag_only_after_april_2021() -> None:
         assert not r.lower_bound
     hl = cat.get("oct2025").reported["liquidations_hyperliquid"]
     assert not hl.lower_bound  # on-chain, fully counted
-    for eid in IDS[1:]:
+    for eid in IDS:
+        if cat.get(eid).start < datetime(2021, 4, 23):
+            continue
         for r in cat.get(eid).reported.values():
             if r.kind == "liquidations" and r.name != "liquidations_hyperliquid":
                 assert r.lower_bound, (eid, r.name)
@@ -92,7 +94,7 @@ def test_fund_sizes_and_oi_levels() -> None:
 
 
 def test_unknown_id_lists_valid_ids() -> None:
-    with pytest.raises(UserError, match="unknown event 'jun2022'.*mar2020, may2021"):
+    with pytest.raises(UserError, match="unknown event 'jun2022'.*mar2020, may2020, may2021"):
         load_catalog().get("jun2022")
 
 
@@ -215,7 +217,7 @@ def test_cli_table_and_json(tmp_path: Path) -> None:
     assert r.exit_code == 0, r.output
     data = json.loads(r.output)
     assert [d["id"] for d in data] == [*IDS, "mywin"]
-    may = data[1]
+    may = data[IDS.index("may2021")]
     assert may["start"] == "2021-05-10T00:00:00Z" and may["load_start"] == "2021-04-10T00:00:00Z"
     assert may["reported"]["liquidations_total"]["lower_bound"] is True
     assert may["fund_before"][0]["balance"] == 291853183.0
@@ -238,7 +240,7 @@ def test_select_lists_all_or_named_events_and_rejects_bad_lists() -> None:
     assert [e.id for e in cat.select("all")] == cat.ids
     assert [e.id for e in cat.select("oct2025, may2021")] == ["oct2025", "may2021"]
     for bad, msg in ((" , ", "no event given"), ("all,may2021", "cannot be combined"),
-                     ("may2021,may2021", "repeated"), ("may2020", "unknown event")):
+                     ("may2021,may2021", "repeated"), ("jun2022", "unknown event")):
         with pytest.raises(UserError, match=msg):
             cat.select(bad)
 
@@ -340,6 +342,7 @@ def test_builtin_catalog_states_the_calibration_intervals() -> None:
         ("may2021", "liquidations_23may"), ("may2021", "oi_change"),
         ("ftx2022", "liquidations_total"), ("ftx2022", "long_share"),
         ("oct2025", "liquidations_2050_0300"), ("oct2025", "long_share_2050_0300"),
+        ("may2020", "fund_change"),
     }
     oct_ = cat.get("oct2025").reported["liquidations_2050_0300"]
     assert oct_.measured == (datetime(2025, 10, 10, 20, 50), datetime(2025, 10, 11, 3), "20:50 -> 03:00")
@@ -438,3 +441,21 @@ def test_fund_change_is_read_and_listed(tmp_path: Path) -> None:
     [e2] = parse_file(write(tmp_path, MINIMAL + LIQ, "liq.toml"))
     assert "venue" not in e2.to_dict()["reported"]["liq"] and e2.reported["liq"].fund_symbols == ()
 
+
+def test_may2020_window_from_the_archive() -> None:
+    e = load_catalog().get("may2020")
+    assert e.title == "May 2020 flash crash (10 May)"
+    assert (e.start, e.end, e.warmup) == (datetime(2020, 5, 9), datetime(2020, 5, 13), timedelta(days=30))
+    assert e.peak == datetime(2020, 5, 10) and "1h" in e.peak_note
+    btc = e.reported["price_move"]
+    assert (btc.before, btc.after, btc.confidence) == (9550.25, 7940.0, "H")
+    assert btc.source == "shared/data/binance-um/klines-1h/BTCUSDT-1h-perp.csv.gz"
+    assert e.reported["price_move_mark"].after == pytest.approx(8149.97, abs=0.01)
+    assert (e.reported["price_move_eth"].before, e.reported["price_move_eth"].after) == (210.32, 177.89)
+    fx = e.first("funding_extreme")
+    assert fx.value == pytest.approx(0.00075816) and fx.at == datetime(2020, 5, 9, 8)
+    [fund] = e.fund_before
+    assert (fund.venue, fund.balance, fund.currency) == ("binanceusdm", 21e6, "USDT")
+    assert "thecryptoassociate.com" in fund.source and "bravenewcoin.com" in fund.source
+    gaps = " ".join(e.gaps).lower()
+    assert "1m" in gaps and "open-interest" in gaps and "liquidation" in gaps
