@@ -342,7 +342,11 @@ def test_builtin_catalog_states_the_calibration_intervals() -> None:
         ("may2021", "liquidations_23may"), ("may2021", "oi_change"),
         ("ftx2022", "liquidations_total"), ("ftx2022", "long_share"),
         ("oct2025", "liquidations_2050_0300"), ("oct2025", "long_share_2050_0300"),
-        ("may2020", "fund_change"),
+        # figures added later (EVENTS.md "Per-venue figures found later") and the fund outcomes
+        ("may2020", "fund_change"), ("may2021", "fund_change"),
+        ("may2021", "liquidations_binance_long_19may"),
+        ("ftx2022", "oi_change_perp_all_venues"), ("aug2024", "liquidations_binance"),
+        ("aug2024", "long_share_binance"), ("aug2024", "oi_change_btc"), ("oct2025", "oi_change_btc_weekend"),
     }
     oct_ = cat.get("oct2025").reported["liquidations_2050_0300"]
     assert oct_.measured == (datetime(2025, 10, 10, 20, 50), datetime(2025, 10, 11, 3), "20:50 -> 03:00")
@@ -440,6 +444,22 @@ def test_fund_change_is_read_and_listed(tmp_path: Path) -> None:
     assert d["measured_from"] == "2023-03-10T00:00:00Z" and d["before"] == 20e6 and d["after"] == 8e6
     [e2] = parse_file(write(tmp_path, MINIMAL + LIQ, "liq.toml"))
     assert "venue" not in e2.to_dict()["reported"]["liq"] and e2.reported["liq"].fund_symbols == ()
+
+
+def test_fund_outcomes_in_the_builtin_catalog() -> None:
+    """EVENTS.md 'Insurance-fund outcomes (calibration targets)': the two episodes, as stated there."""
+    cat = load_catalog()
+    funds = {(e.id, r.name): r for e in cat for r in e.reported.values() if r.kind == "fund_change"}
+    assert set(funds) == {("may2020", "fund_change"), ("may2021", "fund_change")}
+    may21 = funds[("may2021", "fund_change")]
+    assert (may21.before, may21.after, may21.unit) == (291_853_183.0, 288_718_799.0, "USDT")
+    assert may21.fund_symbols == ("BTCUSDT", "ETHUSDT") and may21.venue == "binanceusdm"
+    assert may21.measured[:2] == (datetime(2021, 5, 19), datetime(2021, 5, 20)) and may21.confidence == "M"
+    assert "00:00 UTC" in may21.measured_why and "end-of-day" in may21.note
+    may20 = funds[("may2020", "fund_change")]
+    assert (may20.before, may20.after, may20.fund_symbols) == (21e6, 7.7e6, ("BTCUSDT",))
+    assert may20.measured[:2] == (datetime(2020, 5, 10), datetime(2020, 5, 11)) and may20.confidence == "M"
+    assert "lower bound in magnitude" in may20.note
 
 
 def test_may2020_window_from_the_archive() -> None:
