@@ -19,6 +19,12 @@ names one (``measured_from``/``measured_to``/``measured_why``, read off the scop
 it states a change reported only as a bound (``change_bound``) and a figure not about the window
 (``outside_window``: shown, not scored); any other figure uses the default rule of
 :func:`interval_for`. The interval is printed with the row.
+
+Insurance-fund outcomes (``fund_change`` figures: a venue fund's balance before -> after over a stated
+interval) are compared with a replayed ``static`` fund started at the reported ``before`` balance at
+the window start, on the symbols that fund covers (:func:`fund_change`; the replay itself is
+``backtest.calibrate_run.fund_rows``): the fund's change over exactly [measured_from, measured_to)
+next to the reported change ``after - before``.
 """
 
 from __future__ import annotations
@@ -35,6 +41,10 @@ LOWER_BOUND_MAX_RATIO = 6.0
 #: BTC+ETH share of all-asset liquidations: 0.67 and 0.55 in the two luna2022 24h totals
 #: (BTC $346M + ETH $321M of $1.0B; $330M + $333M of $1.2B), BTC "about 50%" on 19 May 2021.
 DEFAULT_ASSET_SHARE = 0.6
+
+#: A fund row's error is asinh(change / s) with s = this share of the reported ``before`` balance:
+#: ~ log-ratio when both changes are large and of one sign, smooth through 0, large for a wrong sign.
+FUND_ERROR_SCALE = 0.01
 
 _H = timedelta(hours=1)
 
@@ -122,10 +132,39 @@ class ModelSeries:
 
 
 @dataclass
+class FundSeries:
+    """A replayed fund's value per clock tick: ``value[i]`` is its value after the tick that opens at
+    ``clock[i]`` (epoch seconds)."""
+
+    clock: np.ndarray
+    value: np.ndarray
+    start_usd: float  # the capital it started with (its value before any tick)
+    symbols: tuple[str, ...]  # the symbols it covered
+    design: str = "static"
+
+    @classmethod
+    def from_result(cls, result: Any, start_usd: float, symbols: tuple[str, ...] | list[str]) -> FundSeries:
+        """From an engine ``Result`` of a fund design (its ``clock`` and ``fund_value`` series)."""
+        return cls(clock=np.asarray(result.series["clock"]),
+                   value=np.asarray(result.series["fund_value"], float),
+                   start_usd=float(start_usd), symbols=tuple(symbols),
+                   design=str(result.record.get("design_type") or result.record.get("design") or "static"))
+
+    def value_before(self, when: datetime) -> float:
+        """The value at the last tick opening before ``when`` (all flows up to ``when``), else the start."""
+        i = int(np.searchsorted(self.clock, _epoch(when), side="left")) - 1
+        return float(self.value[i]) if i >= 0 else self.start_usd
+
+    def change(self, start: datetime, end: datetime) -> float:
+        """The fund's change over [start, end)."""
+        return self.value_before(end) - self.value_before(start)
+
+
+@dataclass
 class Row:
     """One reported figure next to its reconstruction."""
 
-    metric: str  # liquidations | long_share | oi_change | funding_extreme | peak_time
+    metric: str  # liquidations | long_share | oi_change | funding_extreme | peak_time | fund_change
     figure: str
     reported: float | None
     model: float | None  # in the model's own scope (Binance BTCUSDT/ETHUSDT)
@@ -312,6 +351,50 @@ def _peak(event: Any, model: ModelSeries) -> Row:
                lower_bound=False, verdict="n/a" if hours is None else f"{hours:+.1f} h",
                scale="bar resolution", scored=hours is not None,
                error=None if hours is None else hours / 24.0, note=f"catalog peak {_fmt(event.peak)}")
+
+
+def fund_change(event: Any, name: str, rep: Any, fund: FundSeries) -> Row:
+    """A ``fund_change`` figure next to a replayed fund started at its ``before`` balance.
+
+    Both are changes over exactly [measured_from, measured_to): model = the replayed fund's change,
+    reported = ``after - before``. Verdict: "within x2" (same sign, ratio in [0.5, 2]), "wrong sign",
+    else the ratio. Error: asinh(model / s) - asinh(reported / s), s = FUND_ERROR_SCALE x ``before``.
+    """
+    start, end, why = rep.measured
+    model = fund.change(start, end)
+    reported = rep.delta
+    ratio = model / reported + 0.0 if reported else None  # + 0.0: no "-0.00" for an unchanged fund
+    s = FUND_ERROR_SCALE * rep.before
+    err = math.asinh(model / s) - math.asinh(reported / s)
+    if ratio is None:
+        verdict = "n/a (reported change 0)"
+    elif ratio < 0:
+        verdict = "wrong sign"
+    elif 0.5 <= ratio <= 2.0:
+        verdict = "within x2"
+    else:
+        verdict = f"ratio {ratio:.2f}"
+    row = Row(**_base(rep, "fund_change", name, start, end, why), reported=reported, model=model,
+              comparable=reported, ratio=ratio, scale=_fund_scale(rep, fund), verdict=verdict, scored=True,
+              error=err, note=rep.note)
+    if rep.outside_window:
+        return replace(row, comparable=None, ratio=None, error=None, scored=False,
+                       verdict="not comparable: " + rep.outside_window)
+    return row
+
+
+def fund_change_not_replayed(event: Any, name: str, rep: Any, reason: str) -> Row:
+    """A ``fund_change`` figure calibrate could not replay (another venue, symbols not loaded): shown only."""
+    start, end, why = rep.measured
+    return Row(**_base(rep, "fund_change", name, start, end, why), reported=rep.delta, model=None,
+               comparable=None, ratio=None, scale=f"{rep.venue} {rep.fund} on {'+'.join(rep.fund_symbols)}",
+               verdict=f"not replayed: {reason}", scored=False, note=rep.note)
+
+
+def _fund_scale(rep: Any, fund: FundSeries) -> str:
+    return (f"{fund.design} fund started at {fund.start_usd:,.0f} {rep.unit} (reported before) at the window "
+            f"start, replayed on {'+'.join(fund.symbols)} ({rep.venue} {rep.fund}); "
+            f"error scale {FUND_ERROR_SCALE:g} x before")
 
 
 def _verdict_total(ratio: float | None, lower_bound: bool) -> str:

@@ -10,6 +10,7 @@ them honestly (CEX liquidation totals after April 2021 are lower bounds, flagged
 from __future__ import annotations
 
 import json
+import math
 import re
 import tomllib
 from collections.abc import Iterator
@@ -22,7 +23,7 @@ from backtest.paths import builtin_events_file
 from loaders.errors import InputError, UserError
 
 #: Kinds of reported figure; the catalog table shows the first figure of each kind.
-KINDS = ("liquidations", "long_share", "oi_change", "funding_extreme", "price_move", "adl")
+KINDS = ("liquidations", "long_share", "oi_change", "funding_extreme", "price_move", "adl", "fund_change")
 CONFIDENCES = ("H", "M", "L")
 DEFAULT_WARMUP = timedelta(days=30)
 
@@ -30,7 +31,14 @@ _EVENT_REQUIRED = ("title", "start", "end", "symbols", "venues")
 _EVENT_OPTIONAL = ("warmup_days", "peak", "peak_note", "gaps", "reported", "fund_before")
 _REPORTED_REQUIRED = ("kind", "unit", "scope", "source", "confidence")
 _REPORTED_OPTIONAL = ("value", "before", "after", "at", "lower_bound", "note", "measured_from", "measured_to",
-                      "measured_why", "change_bound", "change_bound_sense", "outside_window")
+                      "measured_why", "change_bound", "change_bound_sense", "outside_window",
+                      "venue", "fund", "fund_symbols")
+#: An insurance-fund outcome: which fund (only this kind takes these keys) ...
+_FUND_CHANGE_KEYS = ("venue", "fund", "fund_symbols")
+#: ... and what it needs: both balances and the interval they span (calibrate replays exactly that).
+_FUND_CHANGE_REQUIRED = (*_FUND_CHANGE_KEYS, "before", "after", "measured_from", "measured_to")
+#: Currencies of a fund calibrate can replay (the replayed funds hold USD).
+FUND_UNITS = ("USD", "USDT", "USDC")
 #: How a change stated only as a bound reads: ``at_most`` -0.5 = "more than halved".
 BOUND_SENSES = ("at_most", "at_least")
 #: Figure kinds whose reported change calibrate can take as a bound.
@@ -65,6 +73,10 @@ class Reported:
     change_bound_sense: str = ""
     #: why the figure is not about the window: shown by calibrate, not scored
     outside_window: str = ""
+    #: fund_change only: the venue (ccxt id), the fund's name and the exchange symbols it covers
+    venue: str = ""
+    fund: str = ""
+    fund_symbols: tuple[str, ...] = ()
 
     @property
     def measured(self) -> tuple[datetime, datetime, str] | None:
@@ -82,8 +94,17 @@ class Reported:
             return self.value
         return None
 
+    @property
+    def delta(self) -> float | None:
+        """Absolute change ``after - before`` when both levels are known (a fund's balance change)."""
+        if self.before is None or self.after is None:
+            return None
+        return self.after - self.before
+
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"kind": self.kind}
+        if self.kind == "fund_change":
+            out.update(venue=self.venue, fund=self.fund, fund_symbols=list(self.fund_symbols))
         for k in ("value", "before", "after"):
             if getattr(self, k) is not None:
                 out[k] = getattr(self, k)
@@ -325,6 +346,13 @@ def _parse_event(ctx: _Ctx, eid: str, body: Any) -> Event:
             msg = (f"interval {_iso(r.measured_from)} -> {_iso(r.measured_to)} lies outside the replayed "
                    f"range [{_iso(load_start)}, {_iso(end)}] (start - warmup_days, end)")
             raise ctx.error(msg, f"reported.{name}.measured_from", f"{eid}.reported.{name}")
+    symbols = _names(ctx, body["symbols"], "symbols", eid)
+    for name, r in reported.items():
+        outside = [s for s in r.fund_symbols if s not in symbols]
+        if outside:
+            msg = (f"{', '.join(outside)} not among the event's symbols ({', '.join(symbols)}); a fund "
+                   "covers symbols the window replays")
+            raise ctx.error(msg, f"reported.{name}.fund_symbols", f"{eid}.reported.{name}")
     funds_body = body.get("fund_before", [])
     if not isinstance(funds_body, list):
         raise ctx.error("must be an array of tables ([[<id>.fund_before]])", "fund_before")
@@ -336,7 +364,7 @@ def _parse_event(ctx: _Ctx, eid: str, body: Any) -> Event:
         end=end,
         warmup=timedelta(days=warmup_days),
         peak=peak,
-        symbols=_names(ctx, body["symbols"], "symbols", eid),
+        symbols=symbols,
         venues=_names(ctx, body["venues"], "venues", eid),
         reported=reported,
         fund_before=funds,
@@ -369,10 +397,12 @@ def _parse_reported(ctx: _Ctx, name: str, body: Any) -> Reported:
     lb = body.get("lower_bound", False)
     if not isinstance(lb, bool):
         raise ctx.error(f"must be true or false, not {lb!r}", prefix + "lower_bound", section)
+    fund = _fund_change(ctx, body, kind, nums, prefix, section)
     return Reported(
         name=name,
         kind=kind,
         **_measurement(ctx, body, kind, prefix, section),
+        **fund,
         unit=_text(ctx, body["unit"], prefix + "unit", section),
         scope=_text(ctx, body["scope"], prefix + "scope", section),
         source=_text(ctx, body["source"], prefix + "source", section),
@@ -382,6 +412,42 @@ def _parse_reported(ctx: _Ctx, name: str, body: Any) -> Reported:
         note=_text(ctx, body.get("note", ""), prefix + "note", section, allow_empty=True),
         **nums,
     )
+
+
+def _fund_change(ctx: _Ctx, body: dict, kind: str, nums: dict[str, float], prefix: str,
+                 section: str) -> dict[str, Any]:
+    """The keys of an insurance-fund outcome: only ``fund_change`` takes them, and it needs all of them
+    (calibrate replays a fund started at ``before`` over exactly the stated interval)."""
+    if kind != "fund_change":
+        for k in _FUND_CHANGE_KEYS:
+            if k in body:
+                raise ctx.error(f"only fund_change figures take '{k}', not {kind!r}", prefix + k, section)
+        return {}
+    for k in _FUND_CHANGE_REQUIRED:
+        if k not in body:
+            raise ctx.error(f"a fund_change figure needs '{k}' ({', '.join(_FUND_CHANGE_REQUIRED)})",
+                            prefix + k, section)
+    if "value" in body:
+        raise ctx.error("a fund_change figure takes no 'value': its change is after - before",
+                        prefix + "value", section)
+    if "lower_bound" in body:
+        raise ctx.error("a fund_change figure takes no 'lower_bound' (it is compared as reported); "
+                        "say in 'note' if a balance is only a bound", prefix + "lower_bound", section)
+    if not (math.isfinite(nums["before"]) and nums["before"] > 0):
+        raise ctx.error(f"a fund's balance before must be a positive number, not {body['before']!r}",
+                        prefix + "before", section)
+    if not (math.isfinite(nums["after"]) and nums["after"] >= 0):
+        raise ctx.error(f"a fund's balance after must be a non-negative number, not {body['after']!r}",
+                        prefix + "after", section)
+    if body["unit"] not in FUND_UNITS:
+        raise ctx.error(f"unit {body['unit']!r} is not one of {', '.join(FUND_UNITS)} (calibrate replays a "
+                        "USD fund)", prefix + "unit", section)
+    symbols = _names(ctx, body["fund_symbols"], prefix + "fund_symbols", section)
+    if len(set(symbols)) != len(symbols):
+        raise ctx.error(f"a symbol is repeated in {list(symbols)}", prefix + "fund_symbols", section)
+    return dict(venue=_text(ctx, body["venue"], prefix + "venue", section),
+                fund=_text(ctx, body["fund"], prefix + "fund", section),
+                fund_symbols=symbols)
 
 
 def _measurement(ctx: _Ctx, body: dict, kind: str, prefix: str, section: str) -> dict[str, Any]:

@@ -50,10 +50,12 @@ def calibrate(
     quiet: bool,
 ) -> None:
     """Reconstructed versus reported figures: liquidations (total, long share), peak timing, OI
-    change, funding extreme, with each figure's scope, source and confidence (docs/CALIBRATION.md)."""
+    change, funding extreme, insurance-fund change, with each figure's scope, source and confidence
+    (docs/CALIBRATION.md)."""
     import sys
 
     from backtest.calibrate import DEFAULT_ASSET_SHARE, ModelSeries, Shares, compare
+    from backtest.calibrate_run import fund_rows
     from backtest.cli.run_cmd import check_symbols
     from backtest.engine.api import load_inputs, run_event
     from backtest.engine.params import Params
@@ -80,6 +82,7 @@ def calibrate(
     inputs = load_inputs(event, params.venue, sym_list, params, db=db, archive=archive, progress=progress)
     (result,) = run_event(event, ["none"], inputs, params)
     cal = compare(event, ModelSeries.from_result(result, inputs), shares)
+    cal.rows.extend(fund_rows(event, inputs, params))
     if fmt == "json":
         doc = cal.to_dict()
         doc["symbols"] = sym_list
@@ -95,8 +98,10 @@ def _print_table(event: Any, cal: Any, symbols: list[str]) -> None:
     from backtest.calibrate import LOWER_BOUND_MAX_RATIO
     from backtest.cli.console import stdout_console
 
+    funds = "; fund rows: design static from the reported balance" if any(
+        r.metric == "fund_change" for r in cal.rows) else ""
     t = Table(
-        title=f"{event.id}: {event.title}\nmodel: binanceusdm {'+'.join(symbols)}, design none; "
+        title=f"{event.id}: {event.title}\nmodel: binanceusdm {'+'.join(symbols)}, design none{funds}; "
         f"like-for-like = reported x venue_share {cal.shares.venue_share:g} (all-venue figures) "
         f"x asset_share {cal.shares.asset_share:g} (all-asset totals)",
     )
@@ -126,4 +131,6 @@ def _num(v: float | None, metric: str) -> str:
         return f"{v / 1e9:.3f}B" if abs(v) >= 1e8 else f"{v / 1e6:.1f}M"
     if metric == "funding_extreme":
         return f"{v * 100:+.4f}%"
+    if metric == "fund_change":
+        return f"{v / 1e6:+.2f}M"
     return f"{v:+.3f}"

@@ -9,7 +9,18 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from backtest.calibrate import LOWER_BOUND_MAX_RATIO, ModelSeries, Shares, compare, error_terms, scope_of
+from backtest.calibrate import (
+    FUND_ERROR_SCALE,
+    LOWER_BOUND_MAX_RATIO,
+    Calibration,
+    FundSeries,
+    ModelSeries,
+    Shares,
+    compare,
+    error_terms,
+    fund_change,
+    scope_of,
+)
 from backtest.events import Event, Reported
 
 T0 = datetime(2030, 1, 1)
@@ -267,3 +278,151 @@ def test_cli_calibrate_uses_an_interval_from_BACKTEST_EVENTS(archive_dir, tmp_pa
     assert rows["pm"]["interval"] == "2022-11-08 12:00 -> 2022-11-09 00:00 (8 Nov 12-24)"
     assert rows["am"]["model"] > 0 and rows["pm"]["model"] > 0
     assert rows["day"]["model"] == pytest.approx(rows["am"]["model"] + rows["pm"]["model"], rel=1e-9)
+
+
+# -- insurance-fund outcomes (fund_change): a replayed static fund against the reported balance change -----
+
+def fund_series(values, capital: float = 100.0) -> FundSeries:
+    """A fund valued after each 1h tick from T0 (``values[i]`` after the tick opening at T0 + i h)."""
+    n = len(values)
+    clock = np.arange(n, dtype=np.int64) * H + int((T0 - datetime(1970, 1, 1)).total_seconds())
+    return FundSeries(clock=clock, value=np.asarray(values, float), start_usd=capital, symbols=("BTCUSDT",))
+
+
+def fund_rep(before: float, after: float, start: datetime, end: datetime, **kw) -> Reported:
+    return Reported(name="fund", kind="fund_change", unit="USDT", scope="Binance BTCUSDT insurance fund",
+                    source="src", confidence="M", before=before, after=after, measured_from=start,
+                    measured_to=end, measured_why="the day", venue="binanceusdm", fund="BTC fund",
+                    fund_symbols=("BTCUSDT",), **kw)
+
+
+def h(n: float) -> datetime:
+    return T0 + timedelta(hours=n)
+
+
+def test_fund_row_measures_exactly_the_stated_interval() -> None:
+    # value after each tick: the tick opening at T0+i h brings the value to values[i]
+    fund = fund_series([100.0, 97.0, 95.0, 90.0, 80.0, 70.0, 69.0, 150.0])
+    row = fund_change(event(), "fund", fund_rep(100.0, 90.0, h(2), h(5)), fund)
+    # [2h, 5h): value after the last tick before 5h (tick 4: 80) minus after the last before 2h (tick 1: 97)
+    assert row.model == pytest.approx(80.0 - 97.0)
+    assert row.reported == pytest.approx(-10.0) and row.comparable == row.reported
+    assert row.metric == "fund_change" and row.unit == "USDT" and row.scored and not row.lower_bound
+    assert row.interval == f"{h(2):%Y-%m-%d %H:%M} -> {h(5):%Y-%m-%d %H:%M} (the day)"
+    assert "static fund started at 100 USDT" in row.scale and "BTCUSDT" in row.scale
+    # a bound between ticks: the tick that opened before it counts whole on the earlier side
+    between = fund_change(event(), "fund", fund_rep(100.0, 90.0, h(2.5), h(4.5)), fund)
+    assert between.model == pytest.approx(80.0 - 95.0)
+    # no tick before the interval: measured from the start capital
+    early = fund_change(event(), "fund", fund_rep(100.0, 90.0, T0 - timedelta(hours=3), h(2)), fund)
+    assert early.model == pytest.approx(97.0 - 100.0)
+    fund.start_usd = 120.0  # (the start capital, not the first tick's value)
+    assert fund.value_before(T0) == 120.0 and fund.value_before(h(0.5)) == 100.0
+    # after the last tick: its value
+    assert fund.value_before(h(30)) == 150.0 and fund.change(h(0), h(30)) == pytest.approx(150.0 - 120.0)
+
+
+@pytest.mark.parametrize(
+    ("model_after", "reported_after", "ratio", "verdict"),
+    [
+        (92.0, 90.0, 0.8, "within x2"),  # -8 vs -10
+        (95.0, 90.0, 0.5, "within x2"),  # the edges are inside
+        (80.0, 90.0, 2.0, "within x2"),
+        (96.0, 90.0, 0.4, "ratio 0.40"),
+        (70.0, 90.0, 3.0, "ratio 3.00"),
+        (105.0, 90.0, -0.5, "wrong sign"),  # the model's fund grew, the venue's shrank
+        (100.0, 90.0, 0.0, "ratio 0.00"),  # no change at all
+        (110.0, 105.0, 2.0, "within x2"),  # both grew
+        (90.0, 110.0, -1.0, "wrong sign"),
+    ],
+)
+def test_fund_row_verdicts_and_sign(model_after: float, reported_after: float, ratio: float,
+                                    verdict: str) -> None:
+    fund = fund_series([100.0, model_after])
+    row = fund_change(event(), "fund", fund_rep(100.0, reported_after, h(1), h(2)), fund)
+    assert row.ratio == pytest.approx(ratio) and row.verdict == verdict and row.scored
+
+
+def test_fund_row_error_is_a_smooth_log_ratio() -> None:
+    before = 1e8
+    s = FUND_ERROR_SCALE * before  # 1e6
+
+    def err(model_change: float, reported_change: float) -> float:
+        fund = fund_series([before, before + model_change], capital=before)
+        rep_ = fund_rep(before, before + reported_change, h(1), h(2))
+        return fund_change(event(), "fund", rep_, fund).error
+
+    assert err(-3e6, -3e6) == pytest.approx(0.0)
+    assert err(-30e6, -10e6) == pytest.approx(np.arcsinh(-30) - np.arcsinh(-10))
+    assert err(-30e6, -10e6) == pytest.approx(-np.log(3.0), abs=0.01)  # ~ log-ratio when both are large
+    assert err(-10e6, -30e6) == pytest.approx(np.log(3.0), abs=0.01)
+    assert err(10e6, -10e6) == pytest.approx(2 * np.arcsinh(10))  # wrong sign: ~6, worse than x100 off
+    assert abs(err(10e6, -10e6)) > abs(err(-1000e6, -10e6))
+    assert err(0.0, -2e6) == pytest.approx(np.arcsinh(2))  # smooth through 0: no log(0)
+    assert err(1e3, 0.0) == pytest.approx(np.arcsinh(1e3 / s))
+    zero = fund_change(event(), "fund", fund_rep(before, before, h(1), h(2)), fund_series([before, before]))
+    assert zero.ratio is None and zero.verdict == "n/a (reported change 0)" and zero.error == 0.0
+
+
+def test_fund_row_outside_window_is_shown_not_scored_and_others_are_error_terms() -> None:
+    fund = fund_series([100.0, 90.0])
+    out = fund_change(event(), "fund", fund_rep(100.0, 80.0, h(1), h(2), outside_window="a later fund"), fund)
+    assert out.model == pytest.approx(-10.0) and out.reported == pytest.approx(-20.0)
+    assert not out.scored and out.error is None and out.verdict == "not comparable: a later fund"
+    scored = fund_change(event(), "fund", fund_rep(100.0, 80.0, h(1), h(2)), fund)
+    cal = Calibration("test", Shares(0.2), [scored, out])
+    assert error_terms(cal) == {"test.fund": pytest.approx(np.arcsinh(-10) - np.arcsinh(-20))}
+    assert cal.to_dict()["rows"][0]["interval"].startswith(f"{h(1):%Y-%m-%d %H:%M} -> ")
+
+
+def test_fund_series_from_a_result_and_compare_leaves_fund_rows_to_the_replay() -> None:
+    from types import SimpleNamespace
+
+    res = SimpleNamespace(series={"clock": np.array([0, 3600]), "fund_value": np.array([5.0, 4.0])},
+                          record={"design": "static", "design_type": "static"})
+    fs = FundSeries.from_result(res, 5.0, ["BTCUSDT"])
+    assert (fs.start_usd, fs.symbols, fs.design, list(fs.value)) == (5.0, ("BTCUSDT",), "static", [5.0, 4.0])
+    # compare() (one `none` replay) has no fund rows: backtest.calibrate_run.fund_rows adds them
+    m = series([0.0] * 48, [0.0] * 48, [1.0] * 48)
+    rows = compare(event(fund=fund_rep(100.0, 90.0, h(1), h(2))), m, Shares(0.2)).rows
+    assert [r.metric for r in rows] == ["peak_time"]
+
+
+def test_fund_rows_shows_a_fund_it_cannot_replay() -> None:
+    """Another venue's fund, or symbols not loaded (--symbols): shown, not replayed, not scored."""
+    from types import SimpleNamespace
+
+    from backtest.calibrate_run import fund_rows
+    from backtest.engine.params import Params
+
+    other = fund_rep(100.0, 90.0, h(1), h(2))
+    other = Reported(**{**other.__dict__, "name": "bybit_fund", "venue": "bybit"})
+    eth = Reported(**{**other.__dict__, "name": "eth_fund", "venue": "binanceusdm",
+                      "fund_symbols": ("ETHUSDT",)})
+    ev = event(bybit_fund=other, eth_fund=eth)
+    rows = fund_rows(ev, [SimpleNamespace(symbol="BTCUSDT")], Params())
+    assert [r.figure for r in rows] == ["bybit_fund", "eth_fund"]
+    assert rows[0].verdict == "not replayed: a bybit fund; the replay is binanceusdm"
+    assert rows[1].verdict == "not replayed: ETHUSDT not loaded"
+    for r in rows:
+        assert r.model is None and not r.scored and r.error is None and r.reported == pytest.approx(-10.0)
+
+
+@pytest.mark.archive
+def test_cli_calibrate_shows_the_fund_rows(archive_dir, tmp_path) -> None:
+    """may2020 (BTCUSDT's own fund) and may2021 (the BTC/ETH fund): a static fund replayed per figure."""
+    from backtest.cli.calibrate_cmd import calibrate
+
+    expected = {"may2020": (7.7e6 - 21e6, "2020-05-10 00:00 -> 2020-05-11 00:00"),
+                "may2021": (288_718_799.0 - 291_853_183.0, "2021-05-19 00:00 -> 2021-05-20 00:00")}
+    for event_id, (change, interval) in expected.items():
+        res = CliRunner().invoke(calibrate, ["--event", event_id, "--format", "json", "--quiet", "--db",
+                                             str(tmp_path / "m.duckdb"), "--archive", str(archive_dir)])
+        assert res.exit_code == 0, res.output
+        rows = [r for r in json.loads(res.output)["rows"] if r["metric"] == "fund_change"]
+        assert len(rows) == 1, rows
+        row = rows[0]
+        assert row["figure"] == "fund_change" and row["reported"] == pytest.approx(change)
+        assert row["model"] is not None and np.isfinite(row["model"]) and row["scored"] is True
+        assert row["interval"].startswith(interval) and np.isfinite(row["error"])
+        assert row["ratio"] == pytest.approx(row["model"] / row["reported"])

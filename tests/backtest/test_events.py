@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from backtest.events import KINDS, load_catalog, parse_file
 from loaders.errors import InputError, UserError
 
-IDS = ["mar2020", "may2021", "luna2022", "ftx2022", "aug2024", "oct2025"]
+IDS = ["mar2020", "may2020", "may2021", "luna2022", "ftx2022", "aug2024", "oct2025"]
 
 MINIMAL = """
 [mywin]
@@ -30,7 +30,7 @@ def write(tmp_path: Path, text: str, name: str = "extra.toml") -> Path:
     return p
 
 
-def test_builtin_catalog_has_the_six_windows_in_order() -> None:
+def test_builtin_catalog_has_the_seven_windows_in_order() -> None:
     cat = load_catalog()
     assert cat.ids == IDS
     for e in cat:
@@ -70,7 +70,9 @@ def test_lower_bound_flag_only_after_april_2021() -> None:
         assert not r.lower_bound
     hl = cat.get("oct2025").reported["liquidations_hyperliquid"]
     assert not hl.lower_bound  # on-chain, fully counted
-    for eid in IDS[1:]:
+    for eid in IDS:
+        if cat.get(eid).start < datetime(2021, 4, 23):
+            continue
         for r in cat.get(eid).reported.values():
             if r.kind == "liquidations" and r.name != "liquidations_hyperliquid":
                 assert r.lower_bound, (eid, r.name)
@@ -92,7 +94,7 @@ def test_fund_sizes_and_oi_levels() -> None:
 
 
 def test_unknown_id_lists_valid_ids() -> None:
-    with pytest.raises(UserError, match="unknown event 'jun2022'.*mar2020, may2021"):
+    with pytest.raises(UserError, match="unknown event 'jun2022'.*mar2020, may2020, may2021"):
         load_catalog().get("jun2022")
 
 
@@ -215,7 +217,7 @@ def test_cli_table_and_json(tmp_path: Path) -> None:
     assert r.exit_code == 0, r.output
     data = json.loads(r.output)
     assert [d["id"] for d in data] == [*IDS, "mywin"]
-    may = data[1]
+    may = data[IDS.index("may2021")]
     assert may["start"] == "2021-05-10T00:00:00Z" and may["load_start"] == "2021-04-10T00:00:00Z"
     assert may["reported"]["liquidations_total"]["lower_bound"] is True
     assert may["fund_before"][0]["balance"] == 291853183.0
@@ -238,7 +240,7 @@ def test_select_lists_all_or_named_events_and_rejects_bad_lists() -> None:
     assert [e.id for e in cat.select("all")] == cat.ids
     assert [e.id for e in cat.select("oct2025, may2021")] == ["oct2025", "may2021"]
     for bad, msg in ((" , ", "no event given"), ("all,may2021", "cannot be combined"),
-                     ("may2021,may2021", "repeated"), ("may2020", "unknown event")):
+                     ("may2021,may2021", "repeated"), ("jun2022", "unknown event")):
         with pytest.raises(UserError, match=msg):
             cat.select(bad)
 
@@ -340,6 +342,11 @@ def test_builtin_catalog_states_the_calibration_intervals() -> None:
         ("may2021", "liquidations_23may"), ("may2021", "oi_change"),
         ("ftx2022", "liquidations_total"), ("ftx2022", "long_share"),
         ("oct2025", "liquidations_2050_0300"), ("oct2025", "long_share_2050_0300"),
+        # figures added later (EVENTS.md "Per-venue figures found later") and the fund outcomes
+        ("may2020", "fund_change"), ("may2021", "fund_change"),
+        ("may2021", "liquidations_binance_long_19may"),
+        ("ftx2022", "oi_change_perp_all_venues"), ("aug2024", "liquidations_binance"),
+        ("aug2024", "long_share_binance"), ("aug2024", "oi_change_btc"), ("oct2025", "oi_change_btc_weekend"),
     }
     oct_ = cat.get("oct2025").reported["liquidations_2050_0300"]
     assert oct_.measured == (datetime(2025, 10, 10, 20, 50), datetime(2025, 10, 11, 3), "20:50 -> 03:00")
@@ -350,3 +357,125 @@ def test_builtin_catalog_states_the_calibration_intervals() -> None:
     outside = {(e.id, r.name): r.outside_window for e in cat for r in e.reported.values() if r.outside_window}
     assert bounds == {("may2021", "oi_change")}
     assert outside == {("ftx2022", "oi_change"): "three months after FTX; not a within-window figure"}
+
+
+# -- insurance-fund outcomes (kind = "fund_change") and the may2020 window -------------------------
+
+FUND = """
+[mywin.reported.fund]
+kind = "fund_change"
+venue = "binanceusdm"
+fund = "BTC fund"
+fund_symbols = ["BTCUSDT"]
+before = 20e6
+after = 8e6
+unit = "USDT"
+scope = "Binance BTCUSDT insurance fund"
+source = "https://example.org/fund"
+confidence = "M"
+measured_from = 2023-03-10T00:00:00Z
+measured_to = 2023-03-11T00:00:00Z
+measured_why = "UTC day 10 Mar"
+"""
+
+
+def _drop(key: str):
+    return lambda t: "\n".join(ln for ln in t.splitlines() if not ln.startswith(f"{key} =")) + "\n"
+
+
+@pytest.mark.parametrize(
+    ("figure", "key", "pattern"),
+    [
+        # only fund_change takes venue / fund / fund_symbols
+        (LIQ + 'venue = "binanceusdm"\n', "liq.venue",
+         "only fund_change figures take 'venue', not 'liquidations'"),
+        (LIQ + 'fund = "f"\n', "liq.fund", "only fund_change figures take 'fund', not 'liquidations'"),
+        (OI + 'fund_symbols = ["BTCUSDT"]\n', "oi.fund_symbols",
+         "only fund_change figures take 'fund_symbols', not 'oi_change'"),
+        # fund_change needs all of them, both balances and the interval
+        *[(_drop(k)(FUND), f"fund.{k}", f"a fund_change figure needs '{k}' \\(venue, fund, fund_symbols")
+          for k in ("venue", "fund", "fund_symbols", "before", "after", "measured_from", "measured_to")],
+        # ... and takes no value, lower bound or change bound
+        (FUND + "value = -12e6\n", "fund.value", "a fund_change figure takes no 'value'"),
+        (FUND + "lower_bound = false\n", "fund.lower_bound", "a fund_change figure takes no 'lower_bound'"),
+        (FUND + BOUND, "fund.change_bound", "only oi_change figures take a change bound, not 'fund_change'"),
+        # balances, currency
+        (FUND.replace("= 20e6", "= 0"), "fund.before", "a fund.s balance before must be a positive number"),
+        (FUND.replace("= 20e6", "= inf"), "fund.before", "a fund.s balance before must be a positive number"),
+        (FUND.replace("= 8e6", "= -1.0"), "fund.after", "a fund.s balance after must be a non-negative"),
+        (FUND.replace("= 8e6", "= inf"), "fund.after", "a fund.s balance after must be a non-negative"),
+        (FUND.replace('unit = "USDT"', 'unit = "BTC"'), "fund.unit",
+         r"unit 'BTC' is not one of USD, USDT, USDC \(calibrate replays a USD fund\)"),
+        # the fund's symbols: a non-empty list of distinct names the window replays
+        (FUND.replace('["BTCUSDT"]', '"BTCUSDT"'), "fund.fund_symbols", "must be a list"),
+        (FUND.replace('["BTCUSDT"]', "[]"), "fund.fund_symbols", "must list at least one name"),
+        (FUND.replace('["BTCUSDT"]', '["BTCUSDT", "BTCUSDT"]'), "fund.fund_symbols", "a symbol is repeated"),
+        (FUND.replace('["BTCUSDT"]', '["BTCUSDT", "ETHUSDT"]'), "fund.fund_symbols",
+         r"ETHUSDT not among the event's symbols \(BTCUSDT\)"),
+        (FUND.replace('venue = "binanceusdm"', "venue = 3"), "fund.venue", "must be a non-empty string"),
+        (FUND.replace('fund = "BTC fund"', 'fund = ""'), "fund.fund", "must be a non-empty string"),
+    ],
+)
+def test_fund_change_validation(tmp_path: Path, figure: str, key: str, pattern: str) -> None:
+    text = MINIMAL + figure
+    p = write(tmp_path, text)
+    with pytest.raises(InputError, match=f"event 'mywin', key 'reported.{key}': {pattern}") as info:
+        load_catalog(p)
+    msg = str(info.value)
+    assert msg.startswith(f"{p}:") and "\n" not in msg
+    fig, name = key.split(".")
+    lines = text.splitlines()
+    at_key = [i for i, ln in enumerate(lines, 1) if ln.startswith(f"{name} =")]
+    header = lines.index(f"[mywin.reported.{fig}]") + 1  # a missing key: the figure's table
+    assert info.value.line == (at_key[0] if at_key else header)
+
+
+def test_fund_change_is_read_and_listed(tmp_path: Path) -> None:
+    text = MINIMAL.replace('["BTCUSDT"]', '["BTCUSDT", "ETHUSDT"]') + FUND.replace(
+        '["BTCUSDT"]', '["ETHUSDT", "BTCUSDT"]') + 'outside_window = "a later fund"\n'
+    [e] = parse_file(write(tmp_path, text))
+    f = e.reported["fund"]
+    assert (f.venue, f.fund, f.fund_symbols) == ("binanceusdm", "BTC fund", ("ETHUSDT", "BTCUSDT"))
+    assert (f.before, f.after, f.delta, f.unit) == (20e6, 8e6, -12e6, "USDT")
+    assert f.measured == (datetime(2023, 3, 10), datetime(2023, 3, 11), "UTC day 10 Mar")
+    assert not f.lower_bound and f.outside_window == "a later fund"
+    d = e.to_dict()["reported"]["fund"]
+    assert (d["venue"], d["fund"], d["fund_symbols"]) == ("binanceusdm", "BTC fund", ["ETHUSDT", "BTCUSDT"])
+    assert d["measured_from"] == "2023-03-10T00:00:00Z" and d["before"] == 20e6 and d["after"] == 8e6
+    [e2] = parse_file(write(tmp_path, MINIMAL + LIQ, "liq.toml"))
+    assert "venue" not in e2.to_dict()["reported"]["liq"] and e2.reported["liq"].fund_symbols == ()
+
+
+def test_fund_outcomes_in_the_builtin_catalog() -> None:
+    """EVENTS.md 'Insurance-fund outcomes (calibration targets)': the two episodes, as stated there."""
+    cat = load_catalog()
+    funds = {(e.id, r.name): r for e in cat for r in e.reported.values() if r.kind == "fund_change"}
+    assert set(funds) == {("may2020", "fund_change"), ("may2021", "fund_change")}
+    may21 = funds[("may2021", "fund_change")]
+    assert (may21.before, may21.after, may21.unit) == (291_853_183.0, 288_718_799.0, "USDT")
+    assert may21.fund_symbols == ("BTCUSDT", "ETHUSDT") and may21.venue == "binanceusdm"
+    assert may21.measured[:2] == (datetime(2021, 5, 19), datetime(2021, 5, 20)) and may21.confidence == "M"
+    assert "00:00 UTC" in may21.measured_why and "end-of-day" in may21.note
+    may20 = funds[("may2020", "fund_change")]
+    assert (may20.before, may20.after, may20.fund_symbols) == (21e6, 7.7e6, ("BTCUSDT",))
+    assert may20.measured[:2] == (datetime(2020, 5, 10), datetime(2020, 5, 11)) and may20.confidence == "M"
+    assert "lower bound in magnitude" in may20.note
+
+
+def test_may2020_window_from_the_archive() -> None:
+    e = load_catalog().get("may2020")
+    assert e.title == "May 2020 flash crash (10 May)"
+    assert (e.start, e.end, e.warmup) == (datetime(2020, 5, 9), datetime(2020, 5, 13), timedelta(days=30))
+    assert e.peak == datetime(2020, 5, 10) and "1h" in e.peak_note
+    btc = e.reported["price_move"]
+    assert (btc.before, btc.after, btc.confidence) == (9550.25, 7940.0, "H")
+    assert btc.source == "shared/data/binance-um/klines-1h/BTCUSDT-1h-perp.csv.gz"
+    assert e.reported["price_move_mark"].after == pytest.approx(8149.97, abs=0.01)
+    assert (e.reported["price_move_eth"].before, e.reported["price_move_eth"].after) == (210.32, 177.89)
+    fx = e.first("funding_extreme")
+    assert fx.value == pytest.approx(0.00075816) and fx.at == datetime(2020, 5, 9, 8)
+    [fund] = e.fund_before
+    assert (fund.venue, fund.balance, fund.currency) == ("binanceusdm", 21e6, "USDT")
+    assert "thecryptoassociate.com" in fund.source and "bravenewcoin.com" in fund.source
+    gaps = " ".join(e.gaps).lower()
+    assert "1m" in gaps and "open-interest" in gaps and "liquidation" in gaps

@@ -22,7 +22,7 @@ from unittest import mock
 
 import numpy as np
 
-EVENTS = ("mar2020", "may2021", "luna2022", "ftx2022", "aug2024", "oct2025")
+EVENTS = ("mar2020", "may2020", "may2021", "luna2022", "ftx2022", "aug2024", "oct2025")
 FINGERPRINTS = Path(__file__).with_name("fingerprints.json")
 SIG_DIGITS = 9
 LOG_SIG_DIGITS = 6
