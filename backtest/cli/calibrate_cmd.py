@@ -55,7 +55,7 @@ def calibrate(
     import sys
 
     from backtest.calibrate import DEFAULT_ASSET_SHARE, ModelSeries, Shares, compare
-    from backtest.calibrate_run import fund_rows
+    from backtest.calibrate_run import fund_rows, implied_leverage
     from backtest.cli.run_cmd import check_symbols
     from backtest.engine.api import load_inputs, run_event
     from backtest.engine.params import Params
@@ -83,13 +83,20 @@ def calibrate(
     (result,) = run_event(event, ["none"], inputs, params)
     cal = compare(event, ModelSeries.from_result(result, inputs), shares)
     cal.rows.extend(fund_rows(event, inputs, params))
+    leverage = implied_leverage(inputs, params, result)
     if fmt == "json":
         doc = cal.to_dict()
         doc["symbols"] = sym_list
         doc["params"] = params.to_dict()
+        doc["implied_leverage"] = leverage
         click.echo(json.dumps(doc, indent=2, default=str))
         return
     _print_table(event, cal, sym_list)
+    from backtest.cli.console import stdout_console
+
+    shares = ", ".join(f"{k} {v:.1%}" for k, v in leverage.items())
+    stdout_console().print(f"Implied share of new notional by effective leverage: {shares} "
+                           "(docs/CALIBRATION.md: the fitted mix against public statements).", soft_wrap=True)
 
 
 def _print_table(event: Any, cal: Any, symbols: list[str]) -> None:

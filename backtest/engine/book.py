@@ -60,3 +60,16 @@ def regrowth(target: np.ndarray, in_window: np.ndarray, mark_close: np.ndarray, 
     free = np.asarray(in_window, bool) & np.isnan(target)
     rate[free] = -np.expm1(-np.asarray(dt, float)[free] / p.oi_regrow_s)
     return q_ref, rate
+
+
+def leverage_share(inp, p: Params, open_usd: np.ndarray, at_least: float,
+                   bars: np.ndarray | None = None) -> float:
+    """Share of the new notional (both sides, weighted by each bar's opens) at an effective leverage of
+    at least ``at_least`` (docs/CALIBRATION.md: what the fitted mix implies). ``bars``: a boolean mask
+    of the bars to count (default all)."""
+    wl, ws = side_weights(inp.f_last, inp.tb, p)
+    _, size_share, _, lev_eff = size_templates(inp.brackets, p)
+    at = (lev_eff >= at_least).astype(float) @ size_share  # per bucket: share of its notional at >= L
+    per_bar = 0.5 * ((wl + ws) @ at)
+    w = np.asarray(open_usd, float) if bars is None else np.where(bars, open_usd, 0.0)
+    return float((w * per_bar).sum() / w.sum()) if w.sum() > 0 else float("nan")

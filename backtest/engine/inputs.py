@@ -117,6 +117,48 @@ class SymbolInputs:
         )
 
 
+def coarsen(inp: SymbolInputs, step_s: int) -> SymbolInputs:
+    """The same path on bars of ``step_s`` seconds (UTC-aligned): finer bars are merged, coarser kept.
+
+    OHLC of last and mark price: first open, highest high, lowest low, last close; volume, quote volume
+    and funding summed; taker-buy share volume-weighted; the OI anchor and ``in_window`` of the last
+    merged bar. Used to test that the replay does not depend on the bar length (docs/CALIBRATION.md:
+    the resolution check), never by a normal run.
+    """
+    key = inp.ts // step_s
+    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    ends = np.r_[starts[1:], inp.n] - 1
+    b = inp.bars
+    out = np.empty((starts.shape[0], NB))
+    for col in (B_OPEN, B_MOPEN):
+        out[:, col] = b[starts, col]
+    for col in (B_CLOSE, B_MCLOSE):
+        out[:, col] = b[ends, col]
+    for col in (B_HIGH, B_MHIGH):
+        out[:, col] = np.maximum.reduceat(b[:, col], starts)
+    for col in (B_LOW, B_MLOW):
+        out[:, col] = np.minimum.reduceat(b[:, col], starts)
+    for col in (B_VOL, B_VUSD):
+        out[:, col] = np.add.reduceat(b[:, col], starts)
+    buy = np.add.reduceat(inp.tb * b[:, B_VOL], starts)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        tb = np.where(out[:, B_VOL] > 0.0, buy / out[:, B_VOL], 0.5)
+    return SymbolInputs(
+        symbol=inp.symbol,
+        ts=inp.ts[starts].copy(),
+        dt=np.add.reduceat(inp.dt, starts),
+        bars=out,
+        in_window=inp.in_window[ends].copy(),
+        funding=np.add.reduceat(inp.funding, starts),
+        f_last=inp.f_last[starts].copy(),
+        tb=tb,
+        target=inp.target[ends].copy(),
+        brackets=inp.brackets.copy(),
+        clearance_rate=inp.clearance_rate,
+        assumptions={**inp.assumptions, "bars": f"coarsened to {step_s} s bars (resolution check)"},
+    )
+
+
 def base_asset(symbol: str) -> str:
     for quote in ("USDT", "USDC", "BUSD", "USD"):
         if symbol.endswith(quote) and len(symbol) > len(quote):

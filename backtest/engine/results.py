@@ -177,6 +177,7 @@ def summarize(
         series[f"{sym}.adl_notional_usd"] = out[:, K.O_LONG + K.O_ADL_USD] + out[:, K.O_SHORT + K.O_ADL_USD]
         series[f"{sym}.market_flow"] = out[:, K.O_FLOW]
         series[f"{sym}.oi_usd"] = out[:, K.O_OI]
+        series[f"{sym}.open_usd"] = out[:, K.O_OPEN_USD]  # new notional per side (leverage shares)
         series[f"{sym}.price_mult"] = st.mult
     win = run.clock_in_window
     fv = run.fund_value[win] if win.any() else run.fund_value

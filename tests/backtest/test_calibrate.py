@@ -345,7 +345,7 @@ def test_fund_row_verdicts_and_sign(model_after: float, reported_after: float, r
 
 def test_fund_row_error_is_a_smooth_log_ratio() -> None:
     before = 1e8
-    s = FUND_ERROR_SCALE * before  # 1e6
+    s = FUND_ERROR_SCALE * before
 
     def err(model_change: float, reported_change: float) -> float:
         fund = fund_series([before, before + model_change], capital=before)
@@ -353,12 +353,12 @@ def test_fund_row_error_is_a_smooth_log_ratio() -> None:
         return fund_change(event(), "fund", rep_, fund).error
 
     assert err(-3e6, -3e6) == pytest.approx(0.0)
-    assert err(-30e6, -10e6) == pytest.approx(np.arcsinh(-30) - np.arcsinh(-10))
+    assert err(-30e6, -10e6) == pytest.approx(np.arcsinh(-30e6 / s) - np.arcsinh(-10e6 / s))
     assert err(-30e6, -10e6) == pytest.approx(-np.log(3.0), abs=0.01)  # ~ log-ratio when both are large
     assert err(-10e6, -30e6) == pytest.approx(np.log(3.0), abs=0.01)
-    assert err(10e6, -10e6) == pytest.approx(2 * np.arcsinh(10))  # wrong sign: ~6, worse than x100 off
+    assert err(10e6, -10e6) == pytest.approx(2 * np.arcsinh(10e6 / s))  # wrong sign: worse than x100 off
     assert abs(err(10e6, -10e6)) > abs(err(-1000e6, -10e6))
-    assert err(0.0, -2e6) == pytest.approx(np.arcsinh(2))  # smooth through 0: no log(0)
+    assert err(0.0, -2e6) == pytest.approx(np.arcsinh(2e6 / s))  # smooth through 0: no log(0)
     assert err(1e3, 0.0) == pytest.approx(np.arcsinh(1e3 / s))
     zero = fund_change(event(), "fund", fund_rep(before, before, h(1), h(2)), fund_series([before, before]))
     assert zero.ratio is None and zero.verdict == "n/a (reported change 0)" and zero.error == 0.0
@@ -371,7 +371,8 @@ def test_fund_row_outside_window_is_shown_not_scored_and_others_are_error_terms(
     assert not out.scored and out.error is None and out.verdict == "not comparable: a later fund"
     scored = fund_change(event(), "fund", fund_rep(100.0, 80.0, h(1), h(2)), fund)
     cal = Calibration("test", Shares(0.2), [scored, out])
-    assert error_terms(cal) == {"test.fund": pytest.approx(np.arcsinh(-10) - np.arcsinh(-20))}
+    s = FUND_ERROR_SCALE * 100.0
+    assert error_terms(cal) == {"test.fund": pytest.approx(np.arcsinh(-10 / s) - np.arcsinh(-20 / s))}
     assert cal.to_dict()["rows"][0]["interval"].startswith(f"{h(1):%Y-%m-%d %H:%M} -> ")
 
 
