@@ -50,7 +50,7 @@ FIXED: dict[str, Any] = {"surplus_mode": "venue", "impact_range": "mark"}
 #: impact_beta while the book is fitted (the book rows hardly depend on it; step 3 fits it)
 BOOK_BETA = 0.2
 BOOK_GRID: dict[str, tuple[float, ...]] = {
-    "lev_median": (1.5, 2.0, 3.0, 5.0, 8.0, 12.0, 20.0),
+    "lev_median": (1.0, 1.5, 2.0, 3.0, 5.0, 8.0, 12.0, 20.0),
     "lev_sigma": (0.5, 1.0, 1.5, 2.0),
     "lev_skew": (1.5, 2.5),
     "oi_regrow_s": (0.0, 21_600.0, 86_400.0, 345_600.0),

@@ -427,3 +427,20 @@ def test_cli_calibrate_shows_the_fund_rows(archive_dir, tmp_path) -> None:
         assert row["model"] is not None and np.isfinite(row["model"]) and row["scored"] is True
         assert row["interval"].startswith(interval) and np.isfinite(row["error"])
         assert row["ratio"] == pytest.approx(row["model"] / row["reported"])
+
+
+def test_an_all_venue_total_is_not_scored_where_a_binance_total_covers_the_same_span() -> None:
+    m = series([0] * 20 + [100.0] * 8 + [0] * 20, [0] * 48, [1000.0] * 48)
+    ev = event(
+        total=rep("total", "liquidations", 1000.0, "all venues, 24h", lower_bound=True),
+        binance=rep("binance", "liquidations", 100.0, "Binance only, 24h", lower_bound=True),
+        later=rep("later", "liquidations", 1000.0, "all venues, 12h later", lower_bound=True,
+                  measured_from=T0 + timedelta(hours=36), measured_to=T0 + timedelta(hours=48),
+                  measured_why="a later span"),
+    )
+    rows = by_name(compare(ev, m, Shares(0.2, 0.5)))
+    assert rows["binance"].scored and rows["binance"].comparable == pytest.approx(50.0)  # asset share only
+    assert not rows["total"].scored and rows["total"].error is None
+    assert "not scored: Binance-only binance" in rows["total"].verdict
+    assert rows["later"].scored  # no Binance figure for that span
+    assert set(error_terms(compare(ev, m, Shares(0.2, 0.5)))) == {"test.binance", "test.later", "test.peak"}
