@@ -21,7 +21,8 @@ Three steps, each on data it can identify:
    uses no reported figure; it is what identifies beta.
 
 Loss per window = mean of squared terms (long-share differences / LONG_SHARE_SCALE, peak timing in
-days). Total = mean over the windows and the resolution check. **Leave-one-window-out**: for each
+days); each window's fund rows are an entry of their own. Total = mean over the windows, the fund
+entries and the resolution check. **Leave-one-window-out**: for each
 window, the parameters are chosen on the others (and the check) only and the window is scored with
 them; that is the table a reader should trust.
 """
@@ -52,14 +53,14 @@ BOOK_BETA = 0.2
 BOOK_GRID: dict[str, tuple[float, ...]] = {
     "lev_median": (1.0, 1.5, 2.0, 3.0, 5.0, 8.0, 12.0, 20.0),
     "lev_sigma": (0.5, 1.0, 1.5, 2.0),
-    "lev_skew": (1.5, 2.5),
+    "lev_skew": (1.0, 1.5, 2.5),
     "oi_regrow_s": (0.0, 21_600.0, 86_400.0, 345_600.0),
     "volume_share": (0.05, 0.15),  # open_volume_share = close_volume_share
 }
 DEPTH_GRID: dict[str, tuple[float, ...]] = {
-    "impact_y": (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0),
-    "impact_kappa": (0.0, 0.5, 1.0, 1.5, 2.0),
-    "impact_beta": (0.1, 0.2, 0.3, 0.4),
+    "impact_y": (0.0625, 0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0),
+    "impact_kappa": (0.0, 0.5, 1.0, 1.5, 2.0, 3.0),
+    "impact_beta": (0.0, 0.05, 0.1, 0.2, 0.3, 0.4),
 }
 #: book points carried into the depth step (best by total book loss, and best without each window)
 TOP_BOOKS = 4
@@ -222,20 +223,22 @@ def _pool_map(fn, tasks: list, jobs: int, loaded: dict[str, Any], label: str) ->
 
 
 def total(per_window: dict[str, float], exclude: str | None = None) -> float:
-    vals = [v for e, v in per_window.items() if e != exclude and math.isfinite(v)]
+    """Mean over the entries (windows, each fund outcome, the resolution check); ``exclude`` drops a window
+    and its fund outcomes (leave-one-window-out)."""
+    vals = [v for e, v in per_window.items()
+            if (exclude is None or e not in (exclude, f"fund:{exclude}")) and math.isfinite(v)]
     return sum(vals) / len(vals) if vals else math.nan
 
 
 def combine(book_terms: dict[str, dict], depth_terms: dict[str, dict] | None,
             resolution_loss: float | None = None) -> dict[str, float]:
-    """Per-window loss of a (book, depth) point: book terms, plus the fund terms where there are some;
-    the resolution check as one more entry."""
-    out = {}
-    for e, terms in book_terms.items():
-        merged = dict(terms)
-        if depth_terms and e in depth_terms:
-            merged.update(depth_terms[e])
-        out[e] = window_loss(merged)
+    """Entries of the total for a (book, depth) point: each window's book loss, each window's fund rows
+    as an entry of their own (``fund:<window>``: one fund outcome weighs as much as a whole window, not
+    as one term among a window's ten), and the resolution check."""
+    out = {e: window_loss(terms) for e, terms in book_terms.items()}
+    for e, terms in (depth_terms or {}).items():
+        if terms:
+            out[f"fund:{e}"] = window_loss(terms)
     if resolution_loss is not None:
         out["resolution"] = resolution_loss
     return out
@@ -295,7 +298,8 @@ def fit(db: str, archive: str | None, jobs: int, base: dict[str, Any]) -> dict[s
     lowo = {}
     for w in WINDOWS:
         pick = min(candidates, key=lambda c: total(c[1], exclude=w))
-        lowo[w] = {"point": pick[0], "left_out_loss": pick[1][w], "in_sample_loss": total(pick[1], exclude=w)}
+        lowo[w] = {"point": pick[0], "left_out_loss": pick[1][w], "left_out_fund": pick[1].get(f"fund:{w}"),
+                   "in_sample_loss": total(pick[1], exclude=w)}
     secs = time.perf_counter() - t0
     print(f"fit: {len(books)} book points, {len(depth_points)} depth points, {len(depths)} resolution checks "
           f"in {secs:.0f}s")
@@ -368,7 +372,9 @@ def main() -> None:
         print("\nleave-one-window-out (parameters chosen without the window, then the window scored):")
         for w, r in doc["lowo"].items():
             p = {k: v for k, v in r["point"].items() if k in BOOK_GRID or k in DEPTH_GRID}
-            print(f"  {w:9} left-out loss {r['left_out_loss']:.3f}  (others {r['in_sample_loss']:.3f})  {p}")
+            fund = "" if r["left_out_fund"] is None else f", its fund row {r['left_out_fund']:.3f}"
+            print(f"  {w:9} left-out loss {r['left_out_loss']:.3f}{fund}  "
+                  f"(others {r['in_sample_loss']:.3f})  {p}")
     evals = [evaluate(e, best, a.db, a.archive) for e in WINDOWS]
     print(f"\nparameters: {best or 'defaults'}")
     print(table(evals))
