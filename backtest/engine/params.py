@@ -49,15 +49,15 @@ class Params:
     """Model parameters; see docs/MODEL.md §10 for the reason behind each default."""
 
     venue: str = "binanceusdm"
-    impact_y: float = 1.0
+    impact_y: float = 1.0  # square-root law coefficient (Toth et al.); not identified by the fit
     impact_cap: float = 0.25
     # the depth the forced flow meets (MODEL §5.3, backtest/engine/liquidity.py)
-    impact_range: str = "last"  # which bar range gives sigma: the mark (index-based) or the last price
-    impact_kappa: float = 0.0  # depth collapse: impact x (sigma / normal sigma)^kappa
-    impact_beta: float = 0.0  # resolution bridge: impact x (impact_ref_s / bar length)^beta
+    impact_range: str = "mark"  # which bar range gives sigma: the mark (index-based) or the last price
+    impact_kappa: float = 0.5  # depth collapse: impact x (sigma / normal sigma)^kappa (fitted)
+    impact_beta: float = 0.1  # resolution bridge: impact x (impact_ref_s / bar length)^beta (fitted)
     impact_ref_s: float = 60.0  # reference bar length of the law (the finest recorded bars)
     impact_norm_halflife_s: float = 259_200.0  # half-life of the 'normal' volatility (EWMA, 3 days)
-    surplus_mode: str = "margin"
+    surplus_mode: str = "venue"
     clearance_fee: float = 0.0125
     trading_fee: float = 0.0004
     waterfall: str = "adl"
@@ -67,15 +67,15 @@ class Params:
     close_volume_share: float = 0.15  # fitted (docs/CALIBRATION.md); was 0.25
     open_volume_share: float = 0.15  # fitted; was 0.25
     close_cap: float = 0.5
-    oi_regrow_s: float = 0.0  # time constant of OI regrowth toward the pre-window level (0 = none)
+    oi_regrow_s: float = 86_400.0  # OI regrowth toward the pre-window book, time constant (0 = none)
     prune_frac: float = 1e-9
     funding_neutral: float = 0.0001
     funding_ref: float = 0.0005
     taker_ref: float = 0.1
     lev_tilt: float = 1.0
-    lev_median: float = 1.5  # fitted (docs/CALIBRATION.md); the old vectors ~ median 10x, skew 2
-    lev_sigma: float = 1.0  # fixed (not fitted)
-    lev_skew: float = 1.5  # fitted
+    lev_median: float = 1.5  # fitted, interior of 1..20 (docs/CALIBRATION.md)
+    lev_sigma: float = 1.0  # fitted, interior of 0.5..2
+    lev_skew: float = 1.5  # fitted, interior of 1..2.5
     # explicit weight vectors; empty = derived from (lev_median, lev_sigma, lev_skew), see lev_mixes()
     lev_neutral: tuple[float, ...] = ()
     lev_crowded: tuple[float, ...] = ()

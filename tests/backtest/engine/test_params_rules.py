@@ -22,7 +22,9 @@ from loaders.errors import UserError
 def test_defaults_are_valid_and_listed():
     p = Params()
     a = p.assumptions()
-    assert a["param.impact_y"] == "1.0" and "param.lev_neutral" in a
+    assert a["param.impact_y"] == str(p.impact_y) and "param.lev_neutral" in a
+    for key in ("impact_kappa", "impact_beta", "impact_range", "oi_regrow_s", "surplus_mode"):
+        assert f"param.{key}" in a  # the December 2026 terms are listed in every report
 
 
 @pytest.mark.parametrize(

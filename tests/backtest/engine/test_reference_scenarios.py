@@ -24,6 +24,7 @@ from backtest.engine.replay import replay
 from backtest.engine.results import summarize
 from strategies.base import NoFund
 from tests.reference_engine import CappedFund, compare_results, replay_reference, summarize_reference
+from tests.support.model import LEGACY_LAW
 
 BUCKETS = (2, 3, 5, 10, 20, 25, 50, 75, 100, 125)
 
@@ -40,9 +41,9 @@ SIGMA_ONE = math.exp(math.sqrt(4 * math.log(2)))  # high/low ratio whose Parkins
 
 
 def params(**kw) -> Params:
-    base = dict(lev_neutral=TEN_X, lev_crowded=TEN_X, lev_hedger=TEN_X, lev_tilt=0.0, size_usd=(5000.0,),
-                size_share=(1.0,), open_volume_share=0.0, close_volume_share=0.0, trading_fee=0.0,
-                impact_y=0.0, prune_frac=0.0)
+    base = {**LEGACY_LAW, **dict(lev_neutral=TEN_X, lev_crowded=TEN_X, lev_hedger=TEN_X, lev_tilt=0.0,
+                                 size_usd=(5000.0,), size_share=(1.0,), open_volume_share=0.0,
+                                 close_volume_share=0.0, trading_fee=0.0, impact_y=0.0, prune_frac=0.0)}
     base.update(kw)
     return Params.from_overrides(base)
 

@@ -11,6 +11,7 @@ from backtest.engine.params import Params
 from backtest.engine.replay import replay
 from backtest.engine.results import RECORD_KEYS, conservation, summarize
 from strategies.base import Fund, NoFund
+from tests.support.model import LEGACY_LAW
 
 
 def path(
@@ -107,7 +108,7 @@ def test_conservation_and_balance(overrides, capital):
 def test_shared_fund_sees_both_symbols_and_per_symbol_figures_add_up():
     inputs = [path("BTCUSDT", 3), path("ETHUSDT", 4, scale=2500.0)]
     fund = Capital(1e12)
-    run = replay(inputs, fund, Params())
+    run = replay(inputs, fund, Params.from_overrides(LEGACY_LAW))  # a law with warm-up bad debt
     res = summarize(run, "syn", "capital")
     paid = sum(u for kind, _, u in fund.calls if kind == "pay")
     assert paid == pytest.approx(res.record["bad_debt_usd"])  # only window bars ask the fund

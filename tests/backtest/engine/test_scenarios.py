@@ -18,12 +18,14 @@ from backtest.engine.params import Params
 from backtest.engine.replay import replay
 from backtest.engine.results import conservation, summarize
 from strategies.base import Fund, NoFund
+from tests.support.model import LEGACY_LAW
 
 TEN_X = (0, 0, 0, 1.0, 0, 0, 0, 0, 0, 0)
 
 
 def params(**kw) -> Params:
-    base = dict(
+    base = {**LEGACY_LAW}
+    base.update(
         lev_neutral=TEN_X,
         lev_crowded=TEN_X,
         lev_hedger=TEN_X,

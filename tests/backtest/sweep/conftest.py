@@ -8,10 +8,12 @@ from backtest.engine.params import Params
 from backtest.sweep.runner import make_payload
 from backtest.sweep.tasks import EventPayload, Plan, build_plan
 from tests.backtest.test_run_designs import FakeEvent, synthetic_inputs
+from tests.support.model import LEGACY_LAW
 
 # The pre-calibration book (explicit leverage mixes, 25 % volume shares): the synthetic crash then
 # produces bad debt beyond its surplus, so designs both pass and fail on it.
 BOOK = {
+    **{k: str(v) for k, v in LEGACY_LAW.items()},  # and the execution law of that time
     "open_volume_share": "0.25",
     "close_volume_share": "0.25",
     "lev_neutral": ".10 .10 .15 .20 .20 .10 .08 .04 .02 .01",
