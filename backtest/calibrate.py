@@ -21,8 +21,8 @@ it states a change reported only as a bound (``change_bound``) and a figure not 
 :func:`interval_for`. The interval is printed with the row.
 
 Insurance-fund outcomes (``fund_change`` figures: a venue fund's balance before -> after over a stated
-interval) are compared with a replayed ``static`` fund started at the reported ``before`` balance at
-the window start, on the symbols that fund covers (:func:`fund_change`; the replay itself is
+interval) are compared with a replayed static fund that holds the reported ``before`` balance at the
+start of that interval, on the symbols that fund covers (:func:`fund_change`; the replay itself is
 ``backtest.calibrate_run.fund_rows``): the fund's change over exactly [measured_from, measured_to)
 next to the reported change ``after - before``.
 """
@@ -412,8 +412,8 @@ def fund_change_not_replayed(event: Any, name: str, rep: Any, reason: str) -> Ro
 
 
 def _fund_scale(rep: Any, fund: FundSeries) -> str:
-    return (f"{fund.design} fund started at {fund.start_usd:,.0f} {rep.unit} (reported before) at the window "
-            f"start, replayed on {'+'.join(fund.symbols)} ({rep.venue} {rep.fund}); "
+    return (f"{fund.design} fund started at {fund.start_usd:,.0f} {rep.unit} (reported before) at the "
+            f"interval start, replayed on {'+'.join(fund.symbols)} ({rep.venue} {rep.fund}); "
             f"error scale {FUND_ERROR_SCALE:g} x before")
 
 

@@ -196,12 +196,12 @@ class SymbolBook:
             if p.impact_kappa != 0.0:
                 sigma_n = math.sqrt(normal * dt)
                 ratio = sigmas[t] / sigma_n if sigma_n > 0.0 else 1.0
-                scale *= ratio ** p.impact_kappa
+                scale = scale * math.pow(ratio, p.impact_kappa)
             if p.impact_beta != 0.0:
-                scale *= (p.impact_ref_s / dt) ** p.impact_beta
+                scale = scale * math.pow(p.impact_ref_s / dt, p.impact_beta)
             out.append(scale)
-            weight = 1.0 - math.exp(-dt * math.log(2.0) / p.impact_norm_halflife_s)
-            normal = normal + weight * (rate - normal)
+            weight = 1.0 - math.exp(-(dt * math.log(2.0)) / p.impact_norm_halflife_s)
+            normal = normal + weight * (sigmas[t] * sigmas[t] / dt - normal)
         return out
 
     def regrowth_reference(self) -> float:
@@ -277,7 +277,8 @@ class SymbolBook:
                     break
                 qa_new = min(c.qa, self.table[c.tier][FLOOR] / trigger)
                 piece = c.q * (1.0 - qa_new / c.qa)
-                pieces.append(Piece(c, piece, trigger, c.qa, partial=True))
+                keeps = c.q * (qa_new / c.qa) > 0.0  # §5.4: a partial piece leaves the cohort a remainder
+                pieces.append(Piece(c, piece, trigger, c.qa, partial=keeps))
                 c.q = c.q * (qa_new / c.qa)
                 c.qa = qa_new
                 c.tier -= 1
@@ -528,8 +529,10 @@ def _endogenous_multiplier(book: SymbolBook, t: int, baseline: list[float], p: P
     inp = book.inp
     a_t = 0.0
     for u in range(t):
-        d = book.records[u].flow - (float(baseline[u]) if baseline is not None else 0.0)
-        if d == 0.0:
+        flow = book.records[u].flow
+        base = float(baseline[u]) if baseline is not None else 0.0
+        d = flow - base
+        if abs(d) <= DUST_REL * (abs(flow) + abs(base)):  # §5.5: equal up to rounding
             continue
         vol = float(inp.bars[u, B_VOL])
         size = (p.impact_cap if vol <= 0.0

@@ -112,8 +112,9 @@ class SymbolInputs:
             tb=np.full(n, 0.5) if tb is None else np.asarray(tb, dtype=float),
             target=np.full(n, np.nan) if target is None else np.asarray(target, dtype=float),
             brackets=TABLE_A.copy() if brackets is None else np.asarray(brackets, dtype=float),
-            clearance_rate=(venue_rules(params.venue).surplus_rule()[0] if clearance_rate is None
-                            else float(clearance_rate)),
+            clearance_rate=(venue_rules(params.venue).surplus_rule()[0]
+                            if clearance_rate is None and params.surplus_mode == "venue"
+                            else cls.clearance_rate if clearance_rate is None else float(clearance_rate)),
         )
 
 
@@ -271,9 +272,9 @@ def from_window(win: Any, params: Params, oi_level: tuple[float, str] | None = N
     rules = venue_rules(params.venue)
     brackets, note = rules.brackets(win.symbol, win.start)
     assumptions["brackets"] = note
-    rate, surplus_note = rules.surplus_rule(win.start)
+    rate = SymbolInputs.clearance_rate
     if params.surplus_mode == "venue":
-        assumptions["surplus_rule"] = surplus_note
+        rate, assumptions["surplus_rule"] = rules.surplus_rule(win.start)
     return SymbolInputs(
         symbol=win.symbol,
         ts=ts,

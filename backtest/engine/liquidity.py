@@ -54,31 +54,32 @@ def _parkinson(high: np.ndarray, low: np.ndarray) -> np.ndarray:
 
 
 @njit(cache=True)
-def normal_variance_rate(sigma: np.ndarray, dt: np.ndarray, halflife: float) -> np.ndarray:
-    """EWMA of sigma^2 / dt over the bars before each bar (bar 0: its own rate)."""
+def _scale(sigma: np.ndarray, dt: np.ndarray, kappa: float, beta: float, ref: float,
+           halflife: float) -> np.ndarray:
+    """S_t in one loop with the C library's exp and pow, in the order MODEL §5.3 writes them (the
+    reference engine computes the same expressions; numpy's vectorised power can differ in the last bit)."""
     n = sigma.shape[0]
     out = np.empty(n)
     if n == 0:
         return out
-    m = sigma[0] * sigma[0] / dt[0]
-    k = math.log(2.0) / halflife
+    normal = sigma[0] * sigma[0] / dt[0]
+    ln2 = math.log(2.0)
     for t in range(n):
-        out[t] = m
-        a = 1.0 - math.exp(-dt[t] * k)
-        m += a * (sigma[t] * sigma[t] / dt[t] - m)
+        s = sigma[t]
+        if kappa != 0.0:
+            sigma_n = math.sqrt(normal * dt[t])
+            ratio = s / sigma_n if sigma_n > 0.0 else 1.0
+            s = s * math.pow(ratio, kappa)
+        if beta != 0.0:
+            s = s * math.pow(ref / dt[t], beta)
+        out[t] = s
+        a = 1.0 - math.exp(-(dt[t] * ln2) / halflife)
+        normal = normal + a * (sigma[t] * sigma[t] / dt[t] - normal)
     return out
 
 
 def impact_scale(bars: np.ndarray, dt: np.ndarray, p: Params) -> np.ndarray:
     """S_t of every bar (the factor that multiplies ``impact_y x sqrt(X / V)``)."""
     sigma = bar_sigma(bars, p.impact_range)
-    dt = np.asarray(dt, dtype=float)
-    scale = sigma.copy()
-    if p.impact_kappa != 0.0:
-        norm = np.sqrt(normal_variance_rate(sigma, dt, p.impact_norm_halflife_s) * dt)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = np.where(norm > 0.0, sigma / norm, 1.0)
-        scale = scale * ratio**p.impact_kappa
-    if p.impact_beta != 0.0:
-        scale = scale * (p.impact_ref_s / dt) ** p.impact_beta
-    return np.ascontiguousarray(scale)
+    return _scale(sigma, np.ascontiguousarray(dt, dtype=float), p.impact_kappa, p.impact_beta,
+                  p.impact_ref_s, p.impact_norm_halflife_s)

@@ -442,7 +442,11 @@ def _endogenous_step(
     """Price multiplier of bar t from the impact of past flow differences (MODEL §9)."""
     inp = st.inp
     base = baseline_flow.get(sym)
-    d = st.out[t - 1, K.O_FLOW] - (base[t - 1] if base is not None else 0.0)
+    flow = st.out[t - 1, K.O_FLOW]
+    b = base[t - 1] if base is not None else 0.0
+    d = flow - b
+    if abs(d) <= K.DUST_REL * (abs(flow) + abs(b)):
+        d = 0.0  # the same flow up to rounding in the two runs (MODEL §5.5)
     c = 0.0
     if d != 0.0:
         c = math.copysign(

@@ -136,12 +136,15 @@ class VenueRules:
         if not self.surplus:
             raise UserError(f"--set surplus_mode=venue: no liquidation-surplus rule known for {self.venue}")
         rule = self.surplus[-1] if when is None else self.surplus[0]
+        early = ""
         if when is not None:
             d = when.date() if isinstance(when, datetime) else when
             for r in self.surplus:
                 if r.since <= d:
                     rule = r
-        return rule.rate, f"{self.venue} liquidation surplus since {rule.since}: {rule.note}"
+            if d < self.surplus[0].since:
+                early = f" (assumed for {d}, before the first known rule)"
+        return rule.rate, f"{self.venue} liquidation surplus since {rule.since}{early}: {rule.note}"
 
     def brackets(self, symbol: str, when: datetime | date) -> tuple[np.ndarray, str]:
         """The bracket table in force at ``when`` and a one-line note of where it comes from.

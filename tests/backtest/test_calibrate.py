@@ -309,7 +309,8 @@ def test_fund_row_measures_exactly_the_stated_interval() -> None:
     assert row.reported == pytest.approx(-10.0) and row.comparable == row.reported
     assert row.metric == "fund_change" and row.unit == "USDT" and row.scored and not row.lower_bound
     assert row.interval == f"{h(2):%Y-%m-%d %H:%M} -> {h(5):%Y-%m-%d %H:%M} (the day)"
-    assert "static fund started at 100 USDT" in row.scale and "BTCUSDT" in row.scale
+    assert "static fund started at 100 USDT" in row.scale and "interval start" in row.scale
+    assert "BTCUSDT" in row.scale
     # a bound between ticks: the tick that opened before it counts whole on the earlier side
     between = fund_change(event(), "fund", fund_rep(100.0, 90.0, h(2.5), h(4.5)), fund)
     assert between.model == pytest.approx(80.0 - 95.0)

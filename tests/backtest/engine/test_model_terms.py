@@ -64,10 +64,23 @@ def test_impact_scale_by_hand():
     # kappa = 1, half-life = one bar: N0 = s0^2/dt (ratio 1), N1 = N0 + 0.5 (s0^2/dt - N0) = N0,
     # so S1 = s1 (s1 / s0); N2 = N1 + 0.5 (s1^2/dt - N1)
     got = impact_scale(inp.bars, inp.dt, params(impact_kappa=1.0, impact_norm_halflife_s=3600.0))
-    n2 = s_mark[0] ** 2 / 3600 + 0.5 * (s_mark[1] ** 2 / 3600 - s_mark[0] ** 2 / 3600)
     assert got[0] == pytest.approx(s_mark[0], rel=1e-14)
     assert got[1] == pytest.approx(s_mark[1] * s_mark[1] / s_mark[0], rel=1e-14)
-    assert got[2] == 0.0 and n2 > 0  # a flat bar has no impact whatever its normal level
+    assert got[2] == 0.0  # a flat bar has no impact whatever its normal level
+    # the EWMA weight: a fourth bar (range 100-120) sees N3 = N2 + 0.5 (0 - N2), N2 = N1 + 0.5 (s1^2/dt - N1)
+    inp4 = bars([(100, 110, 100, 105), (105, 110, 90, 95), (100, 100, 100, 100), (100, 120, 100, 110)])
+    got = impact_scale(inp4.bars, inp4.dt, params(impact_kappa=1.0, impact_norm_halflife_s=3600.0))
+    n1 = s_mark[0] ** 2 / 3600
+    n2 = n1 + 0.5 * (s_mark[1] ** 2 / 3600 - n1)
+    n3 = n2 + 0.5 * (0.0 - n2)
+    s3 = math.log(1.2) / C
+    assert got[3] == pytest.approx(s3 * s3 / math.sqrt(n3 * 3600), rel=1e-13)
+    # a half-life of 3 bars weighs the past 2^(-1/3) per bar
+    got = impact_scale(inp4.bars, inp4.dt, params(impact_kappa=1.0, impact_norm_halflife_s=3 * 3600.0))
+    a = 1 - 2 ** (-1 / 3)
+    m2 = n1 + a * (s_mark[1] ** 2 / 3600 - n1)
+    m3 = m2 + a * (0.0 - m2)
+    assert got[3] == pytest.approx(s3 * s3 / math.sqrt(m3 * 3600), rel=1e-13)
 
 
 def test_a_venue_only_wick_moves_the_fill_only_with_the_last_range():
@@ -122,29 +135,49 @@ def test_regrowth_opens_toward_the_pre_window_book_in_base_units():
 
 # -- §5.4 the venue surplus rule ------------------------------------------------------------------
 
-def test_venue_rule_fee_on_the_partial_piece_margin_on_the_last():
-    """A 100k account (tier 2 of table A) at 10x: the first stage cuts it to the 50k floor (a partial
-    piece: 0.5 % fee to the fund, the trader keeps the rest), the second closes the rest (tier 1:
-    all remaining margin to the fund)."""
+def test_venue_rule_fee_on_the_partial_pieces_margin_on_the_last():
+    """A 2M account (tier 4 of table A: MMR 2.5 %, cum 16,300) at 10x, one bar down to 80: the stages
+    cut it to the 1M, 250k and 50k floors (partial pieces: the fund gets the 0.5 % fee, at most the
+    margin left; the trader keeps the rest), then the tier-1 remainder is closed (all margin to the
+    fund). Written out from MODEL §5.1/§5.4 with no impact."""
     rows = [(100, 100, 100, 100), (100, 100, 80, 80)]
-    inp = bars(rows, target=100_000.0)
-    p = params(size_usd=(100_000.0,), impact_y=0.0, surplus_mode="venue")
-    res = summarize(replay([inp], NoFund(), p))
-    w, qa = 10.0, 1000.0  # margin per unit (EP / 10), account quantity (100k / 100)
-    lp2 = (100 - w - TABLE_A[1, CUM] / qa) / (1 - TABLE_A[1, MMR])  # tier 2
-    q_cut = qa - 50_000 / lp2  # cut to the tier-2 floor at the trigger price
-    e1 = q_cut * (lp2 - (100 - w))
-    qa1 = 50_000 / lp2
-    lp1 = (100 - w - TABLE_A[0, CUM] / qa1) / (1 - TABLE_A[0, MMR])
-    e2 = qa1 * (lp1 - (100 - w))
-    rate = venue_rules("binanceusdm").surplus_rule()[0]
-    assert rate == 0.005
-    assert res.record["surplus_usd"] == pytest.approx(min(e1, rate * q_cut * lp2) + e2, rel=1e-12)
-    margin = summarize(replay([inp], NoFund(), params(size_usd=(100_000.0,), impact_y=0.0)))
-    assert margin.record["surplus_usd"] == pytest.approx(e1 + e2, rel=1e-12)
-    # the trader keeps what the fee did not take: money is conserved either way
-    for r in (res, margin):
-        assert abs(r.record["conservation_residual_usd"]) <= 1e-9 * r.record["traded_usd"]
+    assert venue_rules("binanceusdm").surplus_rule()[0] == 0.005
+    rate = 0.002  # below the tier-1 margin (0.4 %), so the last piece tells venue from fee mode
+    inp = bars(rows, target=2_000_000.0, clearance_rate=rate)
+    w, qa, q = 10.0, 20_000.0, 20_000.0  # one account: EP 100, margin 10 per unit
+    fund = {"margin": 0.0, "fee": 0.0, "venue": 0.0}
+    kept = {"margin": 0.0, "fee": 0.0, "venue": 0.0}
+    binding = 0
+    for k in (3, 2, 1, 0):  # 0-based tiers: 2.5 %, 1 %, 0.5 %, 0.4 %
+        lp = (100 - w - TABLE_A[k, CUM] / qa) / (1 - TABLE_A[k, MMR])
+        qa_after = min(qa, TABLE_A[k, 0] / lp) if k > 0 else 0.0
+        piece = q * (1 - qa_after / qa)
+        e = piece * (lp - (100 - w))
+        fee = min(e, rate * piece * lp)
+        binding += fee < e
+        fund["margin"] += e
+        fund["fee"] += fee
+        fund["venue"] += fee if k > 0 else e
+        kept["fee"] += e - fee
+        kept["venue"] += (e - fee) if k > 0 else 0.0
+        q, qa = q * (qa_after / qa) if k > 0 else 0.0, qa_after
+    assert binding == 4  # the fee binds on every stage: the three modes differ
+    res = {}
+    for mode in ("margin", "fee", "venue"):
+        p = params(size_usd=(2_000_000.0,), impact_y=0.0, surplus_mode=mode, clearance_fee=rate)
+        run = replay([inp], NoFund(), p)
+        res[mode] = summarize(run, "t", "none")
+        assert res[mode].record["surplus_usd"] == pytest.approx(fund[mode], rel=1e-12), mode
+        assert res[mode].record["liq_count"] == 4
+        cons = conservation(run)
+        assert abs(cons["residual"]) <= 1e-9 * cons["traded"]
+    assert fund["fee"] < fund["venue"] < fund["margin"]
+    # what the fund does not take stays with the trader: the withdrawals differ by exactly that
+    wd = {}
+    for m in ("margin", "venue"):
+        p = params(size_usd=(2_000_000.0,), impact_y=0.0, surplus_mode=m, clearance_fee=rate)
+        wd[m] = conservation(replay([inp], NoFund(), p))["withdrawals"]
+    assert wd["venue"] - wd["margin"] == pytest.approx(kept["venue"], rel=1e-9)
 
 
 def test_surplus_rule_comes_from_the_venue_by_period():
@@ -186,3 +219,28 @@ def test_coarsen_merges_bars_like_an_exchange_kline():
     assert out.tb == pytest.approx([0.6, 0.5])
     assert list(out.in_window) == [False, True]
     assert math.isnan(out.target[1]) and out.target[0] == 1000.0
+
+
+# -- calibrate: the fund of an outcome holds its balance at the interval start -------------------------
+
+def test_interval_fund_holds_the_reported_balance_from_the_first_tick_of_the_interval():
+    from backtest.calibrate import FundSeries
+    from backtest.calibrate_run import IntervalFund
+
+    clock = np.arange(6) * 3600
+    fund = IntervalFund(100.0, 2 * 3600, clock)
+    assert fund.first == 2
+    # before the interval: covers all bad debt, keeps no surplus, holds the balance
+    assert fund.pay(0, 500.0) == 500.0 and fund.value(0) == 100.0
+    fund.receive(1, 7.0)
+    assert fund.value(1) == 100.0
+    # from tick 2: a static fund of 100
+    fund.receive(2, 5.0)
+    assert fund.pay(3, 30.0) == 30.0 and fund.value(3) == 75.0
+    assert fund.pay(4, 500.0) == 75.0 and fund.value(4) == 0.0
+    values = [100.0, 100.0, 105.0, 75.0, 0.0, 0.0]
+    series = FundSeries(clock=clock, value=np.array(values), start_usd=100.0, symbols=("BTCUSDT",))
+    from datetime import datetime, timedelta
+    t0 = datetime(1970, 1, 1)
+    # the change over [tick 2, tick 4): value after tick 3 minus value after tick 1 (= the balance)
+    assert series.change(t0 + timedelta(hours=2), t0 + timedelta(hours=4)) == pytest.approx(-25.0)

@@ -23,6 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from backtest.engine.inputs import SymbolInputs
+from backtest.engine.kernels import B_MHIGH, B_MLOW
 from backtest.engine.params import LEVERAGE_BUCKETS, Params
 from backtest.engine.replay import replay
 from backtest.engine.results import summarize
@@ -227,5 +228,9 @@ def test_fast_engine_matches_reference_with_the_depth_law_regrowth_and_venue_sur
     p = data.draw(params_strategy(**data.draw(model_terms())))
     for inp in inputs:  # the venue's clearance-fee rate on partial-liquidation pieces (§5.4)
         inp.clearance_rate = data.draw(_floats(0.0, 0.05))
+        # a mark range that differs from the last-price range, so impact_range mark | last matters
+        widen = np.array(data.draw(st.lists(_floats(0.0, 0.2), min_size=inp.n, max_size=inp.n)))
+        inp.bars[:, B_MHIGH] *= 1.0 + widen
+        inp.bars[:, B_MLOW] *= 1.0 - 0.5 * widen
     _, _, mismatches = run_both(inputs, fund_factory, p)
     assert mismatches == []
