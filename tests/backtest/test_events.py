@@ -264,6 +264,22 @@ BOUND = 'change_bound = -0.5\nchange_bound_sense = "at_most"\n'
 LIQ = REPORTED
 
 
+def assert_figure_error(tmp_path: Path, figure: str, key: str, pattern: str) -> None:
+    """A catalog with one bad figure fails with one line naming file, event, key and the key's line
+    (the figure's table header when the key is missing)."""
+    text = MINIMAL + figure
+    p = write(tmp_path, text)
+    with pytest.raises(InputError, match=f"event 'mywin', key 'reported.{key}': {pattern}") as info:
+        load_catalog(p)
+    msg = str(info.value)
+    assert msg.startswith(f"{p}:") and "\n" not in msg
+    fig, name = key.split(".")
+    lines = text.splitlines()
+    at_key = [i for i, ln in enumerate(lines, 1) if ln.startswith(f"{name} =")]
+    header = lines.index(f"[mywin.reported.{fig}]") + 1  # a missing key: the figure's table
+    assert info.value.line == (at_key[0] if at_key else header)
+
+
 @pytest.mark.parametrize(
     ("figure", "key", "pattern"),
     [
@@ -305,17 +321,7 @@ LIQ = REPORTED
     ],
 )
 def test_measurement_keys_validation(tmp_path: Path, figure: str, key: str, pattern: str) -> None:
-    text = MINIMAL + figure
-    p = write(tmp_path, text)
-    with pytest.raises(InputError, match=f"event 'mywin', key 'reported.{key}': {pattern}") as info:
-        load_catalog(p)
-    msg = str(info.value)
-    assert msg.startswith(f"{p}:") and "\n" not in msg
-    fig, name = key.split(".")
-    lines = text.splitlines()
-    at_key = [i for i, ln in enumerate(lines, 1) if ln.startswith(f"{name} =")]
-    header = lines.index(f"[mywin.reported.{fig}]") + 1  # a missing key: the figure's table
-    assert info.value.line == (at_key[0] if at_key else header)
+    assert_figure_error(tmp_path, figure, key, pattern)
 
 
 def test_measurement_keys_are_read_and_listed(tmp_path: Path) -> None:
@@ -417,17 +423,7 @@ def _drop(key: str):
     ],
 )
 def test_fund_change_validation(tmp_path: Path, figure: str, key: str, pattern: str) -> None:
-    text = MINIMAL + figure
-    p = write(tmp_path, text)
-    with pytest.raises(InputError, match=f"event 'mywin', key 'reported.{key}': {pattern}") as info:
-        load_catalog(p)
-    msg = str(info.value)
-    assert msg.startswith(f"{p}:") and "\n" not in msg
-    fig, name = key.split(".")
-    lines = text.splitlines()
-    at_key = [i for i, ln in enumerate(lines, 1) if ln.startswith(f"{name} =")]
-    header = lines.index(f"[mywin.reported.{fig}]") + 1  # a missing key: the figure's table
-    assert info.value.line == (at_key[0] if at_key else header)
+    assert_figure_error(tmp_path, figure, key, pattern)
 
 
 def test_fund_change_is_read_and_listed(tmp_path: Path) -> None:
