@@ -138,10 +138,15 @@ class BarRecord:
     unrec: list[float] = field(default_factory=lambda: [0.0, 0.0])
     p_abs: list[float] = field(default_factory=lambda: [0.0, 0.0])
     excess: list[float] = field(default_factory=lambda: [0.0, 0.0])  # §7.3 need beyond the absorbers
+    taken: list[float] = field(default_factory=lambda: [0.0, 0.0])  # §5.6 quantity the fund took over
+    offloaded: list[float] = field(default_factory=lambda: [0.0, 0.0])  # §5.6 inventory sold in the bar
+    inventory: list[float] = field(default_factory=lambda: [0.0, 0.0])  # §5.6 at the end of the bar
+    market_usd: list[float] = field(default_factory=lambda: [0.0, 0.0])  # notional of what the bar sold
     flow: float = 0.0
     oi: float = 0.0
     q_long: float = 0.0  # side totals after the bar (state dump for the Q-balance check)
     q_short: float = 0.0
+    lp: float = 0.0  # the LP's net position after the bar (§7.3)
 
 
 DUST_REL = 1e-12  # MODEL §5.5: a close of >= (1 - DUST_REL) of what it closes from closes all of it
@@ -165,6 +170,11 @@ class SymbolBook:
         self.pieces: list[Piece] = []
         self.scale = self.impact_scales()
         self.q_ref = self.regrowth_reference()
+        # §5.6: the fund's take-over inventory per side [quantity, cost USD] and the offload share per bar
+        self.inv = [[0.0, 0.0], [0.0, 0.0]]
+        self.lp = [0.0, 0.0]  # §7.3: the outside liquidity provider's net position (long > 0) and its cost
+        tau = p.takeover_tau_s
+        self.f_sell = [1.0 if tau <= 0.0 else -math.expm1(-float(dt) / tau) for dt in inp.dt]
         # conservation accumulators (§8)
         self.deposits = 0.0
         self.withdrawals = 0.0
@@ -255,6 +265,11 @@ class SymbolBook:
         for c in self.alive():
             c.w = c.w - c.side * rate * mark_open
             self.funding_net += c.side * rate * mark_open * c.q
+        for i in (0, 1):  # §5.6: the fund's inventory pays (long) or earns (short): booked into its cost
+            if self.inv[i][0] > 0.0:
+                self.inv[i][1] += rate * mark_open * self.inv[i][0]
+        if self.lp[0] != 0.0:  # §7.3: the LP's position too (signed)
+            self.lp[1] += rate * mark_open * self.lp[0]
 
     def liquidate(self, t: int) -> None:
         """Trigger stages (§5.1), impact and fills (§5.3), surplus and bad debt (§5.4)."""
@@ -283,21 +298,40 @@ class SymbolBook:
                 c.qa = qa_new
                 c.tier -= 1
         rec = self.records[t]
+        f_sell = self.f_sell[t]
+        # §5.6: the bar sells the carried inventory's share, partial pieces whole, last pieces' share
+        offload = [self.inv[0][0] * f_sell, self.inv[1][0] * f_sell]
+        rec.x = list(offload)
         for pc in pieces:
-            rec.x[_si(pc.cohort.side)] += pc.q
+            rec.x[_si(pc.cohort.side)] += pc.q if pc.partial else pc.q * f_sell
         volume = float(self.inp.bars[t, B_VOL])
         scale = self.scale[t]
         impact = [self.impact(scale, volume, rec.x[0]), self.impact(scale, volume, rec.x[1])]
+        for i, side in ((0, LONG), (1, SHORT)):
+            if offload[i] > 0.0:
+                fill = mark_open * (1.0 - impact[0]) if side == LONG else mark_open * (1.0 + impact[1])
+                self.offload(rec, i, side, offload[i], fill, f_sell)
         for pc in pieces:
             if pc.q <= 0.0:
                 continue
             c, i = pc.cohort, _si(pc.cohort.side)
             pc.fill = pc.trigger * (1.0 - impact[0]) if c.side == LONG else pc.trigger * (1.0 + impact[1])
-            leftover = pc.q * c.equity_per_unit(pc.fill)
             rec.liq_usd[i] += pc.q * pc.fill
             rec.events[i] += 1.0
             rec.accounts[i] += pc.q / pc.qa_before
-            self.traded += pc.q * pc.fill
+            q = pc.q
+            if not pc.partial:  # §5.6: the fund takes over what the bar does not sell, at BP
+                kept = q - q * f_sell
+                if kept > 0.0:
+                    self.inv[i][0] += kept
+                    self.inv[i][1] += kept * c.bankruptcy_price()
+                    rec.taken[i] += kept
+                    q = q - kept
+                    if q <= 0.0:
+                        continue
+            leftover = q * c.equity_per_unit(pc.fill)
+            rec.market_usd[i] += q * pc.fill
+            self.traded += q * pc.fill
             if leftover >= 0.0:
                 # §5.4: margin -> all to the fund; fee -> the clearance fee; venue -> the fee for a partial
                 # piece, all of it for the last piece (closed at the bankruptcy price, taken over)
@@ -307,16 +341,36 @@ class SymbolBook:
                     rec.surplus[i] += leftover
                 else:
                     rate = self.inp.clearance_rate if self.p.surplus_mode == "venue" else self.p.clearance_fee
-                    to_fund = min(leftover, rate * pc.q * pc.fill)
+                    to_fund = min(leftover, rate * q * pc.fill)
                     rec.surplus[i] += to_fund
                     self.withdrawals += leftover - to_fund
             else:
                 rec.bad[i] += -leftover
-                if leftover < -BANKRUPT_TOL * pc.q * pc.fill:  # bankrupt for the ADL (§5.4)
-                    rec.qb[i] += pc.q
-                    rec.qb_bp[i] += pc.q * c.bankruptcy_price()
-                    rec.qb_pf[i] += pc.q * pc.fill
+                if leftover < -BANKRUPT_TOL * q * pc.fill:  # bankrupt for the ADL (§5.4)
+                    rec.qb[i] += q
+                    rec.qb_bp[i] += q * c.bankruptcy_price()
+                    rec.qb_pf[i] += q * pc.fill
+        rec.inventory = [self.inv[0][0], self.inv[1][0]]
         self.pieces = pieces
+
+    def offload(self, rec: BarRecord, i: int, side: int, u: float, fill: float, f_sell: float) -> None:
+        """§5.6: sell u of the fund's inventory at fill; P&L against its average cost is surplus or bad
+        debt, a loss beyond the tolerance an ADL-eligible piece at that cost."""
+        q_inv, cost_usd = self.inv[i]
+        cost = cost_usd / q_inv
+        self.inv[i] = [0.0, 0.0] if f_sell >= 1.0 - DUST_REL else [q_inv - u, cost_usd - u * cost]
+        pnl = u * side * (fill - cost)
+        rec.offloaded[i] += u
+        rec.market_usd[i] += u * fill
+        self.traded += u * fill
+        if pnl >= 0.0:
+            rec.surplus[i] += pnl
+        else:
+            rec.bad[i] += -pnl
+            if pnl < -BANKRUPT_TOL * u * fill:
+                rec.qb[i] += u
+                rec.qb_bp[i] += u * cost
+                rec.qb_pf[i] += u * fill
 
     def impact(self, scale: float, volume: float, x: float) -> float:
         if x <= 0.0:
@@ -399,7 +453,7 @@ class SymbolBook:
             need = rec.x[i] - filled
             if need <= 0.0:
                 continue
-            p_abs = (rec.liq_usd[i] - filled * vwap_b) / need
+            p_abs = (rec.market_usd[i] - filled * vwap_b) / need
             rec.p_abs[i] = p_abs
             takers = self.alive(-s_liq)  # §7.3: every alive cohort, also a partially liquidated one
             avail = 0.0
@@ -412,9 +466,16 @@ class SymbolBook:
             if need > avail:
                 excess[i] = need - avail
         rec.excess = excess
+        e = 0.0
         if excess[0] > 0.0 and excess[1] > 0.0:
             e = min(excess[0], excess[1])
             self.lp_pnl += e * (rec.p_abs[1] - rec.p_abs[0])
+        # §7.3: beyond the crossing (the excesses differ by the fund's net inventory change), the LP holds
+        dust = DUST_REL * (rec.x[0] + rec.x[1])
+        if excess[0] - e > dust:
+            self.lp = [self.lp[0] + (excess[0] - e), self.lp[1] + (excess[0] - e) * rec.p_abs[0]]
+        if excess[1] - e > dust:
+            self.lp = [self.lp[0] - (excess[1] - e), self.lp[1] - (excess[1] - e) * rec.p_abs[1]]
         flow = (rec.x[1] - rec.adl_q[1]) - (rec.x[0] - rec.adl_q[0])
         dust = DUST_REL * (rec.x[0] + rec.x[1])
         rec.flow = 0.0 if abs(flow) <= dust else flow  # §5.5
@@ -429,8 +490,17 @@ class SymbolBook:
         if c_share >= 1.0 - DUST_REL:  # §5.5
             c_share = 1.0
         if c_share > 0.0:
+            # §6, §5.6: closes are trades between the sides; with positions held outside the book the
+            # sides differ and both close c x the smaller side
+            share = {LONG: c_share, SHORT: c_share}
+            if self.inv[0][0] != 0.0 or self.inv[1][0] != 0.0 or self.lp[0] != 0.0:
+                q_long, q_short = self.side_q(LONG), self.side_q(SHORT)
+                smaller = min(q_long, q_short)
+                for side, q_side in ((LONG, q_long), (SHORT, q_short)):
+                    sh = c_share * (smaller / q_side) if q_side > 0.0 else 0.0
+                    share[side] = 1.0 if sh >= 1.0 - DUST_REL else sh
             for c in self.alive():
-                self.close(c, c_share * c.q, mark_close)
+                self.close(c, share[c.side] * c.q, mark_close)
         target = float(self.inp.target[t])
         if math.isnan(target):
             n_open = p.open_volume_share * vusd
@@ -448,6 +518,7 @@ class SymbolBook:
             self.open(t, n_open, mark_close)
         self.prune(mark_close)
         rec.q_long, rec.q_short = self.side_q(LONG), self.side_q(SHORT)
+        rec.lp = self.lp[0]
         rec.oi = rec.q_long * mark_close
 
     def open(self, t: int, n_open: float, price: float) -> None:
@@ -487,13 +558,20 @@ class SymbolBook:
         if pruned:
             self.pruned += pruned
             q_long, q_short = self.side_q(LONG), self.side_q(SHORT)
-            big = LONG if q_long > q_short else SHORT
-            total = max(q_long, q_short)
-            diff = abs(q_long - q_short)
+            # §5.6: long Q + the fund's long inventory = short Q + its short inventory
+            held_long, held_short = q_long + self.inv[0][0] + self.lp[0], q_short + self.inv[1][0]
+            big = LONG if held_long > held_short else SHORT
+            total = q_long if big == LONG else q_short
+            diff = abs(held_long - held_short)
             if diff > 0.0 and total > 0.0:
                 share = diff / total
                 for c in self.alive(big):
                     self.close(c, c.q if share >= 1.0 - DUST_REL else share * c.q, price)  # §5.5
+
+    def inventory_equity(self) -> float:
+        """§5.6: unrealised P&L of the fund's inventory at the last mark close."""
+        mark = self.bar(self.inp.n - 1, B_MCLOSE)
+        return (self.inv[0][0] * mark - self.inv[0][1]) - (self.inv[1][0] * mark - self.inv[1][1])
 
     def open_equity(self) -> float:
         mark = self.bar(self.inp.n - 1, B_MCLOSE)
@@ -610,7 +688,7 @@ def replay_reference(inputs: list[SymbolInputs], fund: Fund, params: Params | No
 
 
 def conservation(run: ReferenceRun) -> dict[str, float]:
-    d = wd = fees = unrec = lp = fnet = traded = e = 0.0
+    d = wd = fees = unrec = lp = fnet = traded = e = e_inv = 0.0
     for book in run.books.values():
         d += book.deposits
         wd += book.withdrawals
@@ -620,12 +698,15 @@ def conservation(run: ReferenceRun) -> dict[str, float]:
         fnet += book.funding_net
         traded += book.traded
         e += book.open_equity()
+        e_inv += book.inventory_equity()
+        lp += book.lp[0] * book.bar(book.inp.n - 1, B_MCLOSE) - book.lp[1]
     s_in = sum(run.fund_received) + run.sink_received
     p_out = sum(run.fund_paid) + run.sink_paid
     trader_pnl = wd + e - d - fees
-    residual = trader_pnl + fees + (s_in - p_out) + lp - unrec
+    residual = trader_pnl + fees + (s_in - p_out) + lp - unrec + e_inv
     return {"deposits": d, "withdrawals": wd, "open_equity": e, "fees": fees, "fund_in": s_in,
-            "fund_out": p_out, "unrecovered": unrec, "lp_pnl": lp, "funding_net": fnet, "traded": traded,
+            "fund_out": p_out, "unrecovered": unrec, "lp_pnl": lp, "fund_inventory_equity": e_inv,
+            "funding_net": fnet, "traded": traded,
             "trader_pnl": trader_pnl, "residual": residual}
 
 
@@ -643,6 +724,7 @@ def summarize_reference(run: ReferenceRun, event: str = "", design: str = "") ->
                               "in_window": list(run.window_tick)}
     rate = [0.0] * n
     oi_tick = [0.0] * n
+    inv_end = inv_pnl = 0.0
     for sym, book in run.books.items():
         inp, recs = book.inp, book.records
         win = [t for t in range(inp.n) if inp.in_window[t]]
@@ -690,6 +772,10 @@ def summarize_reference(run: ReferenceRun, event: str = "", design: str = "") ->
         series[f"{sym}.market_flow"] = [r.flow for r in recs]
         series[f"{sym}.oi_usd"] = [r.oi for r in recs]
         series[f"{sym}.price_mult"] = list(book.mult)
+        series[f"{sym}.inventory_usd"] = [_both(r.inventory) * book.bar(t, B_MCLOSE) for t, r in enumerate(recs)]
+        last_mark = book.bar(inp.n - 1, B_MCLOSE)
+        inv_end += (book.inv[0][0] + book.inv[1][0]) * last_mark
+        inv_pnl += book.inventory_equity()
 
     def total(key: str) -> float:
         out = 0.0
@@ -715,6 +801,7 @@ def summarize_reference(run: ReferenceRun, event: str = "", design: str = "") ->
         "conservation_residual_usd": cons["residual"], "traded_usd": cons["traded"],
         "funding_net_usd": cons["funding_net"], "trader_pnl_usd": cons["trader_pnl"],
         "warmup_fund_change_usd": run.sink_received - run.sink_paid,
+        "fund_inventory_end_usd": inv_end, "fund_inventory_pnl_usd": inv_pnl,
     }
     series["liq_usd_per_min"] = rate
     series["oi_usd"] = oi_tick
@@ -831,17 +918,17 @@ def compare_results(fast: Result, ref: Result, *, rel: float = 1e-9, floor: floa
     return bad
 
 
-def unequal_excess_bars(run: ReferenceRun, rel: float = 1e-9) -> list[tuple[str, int]]:
-    """Bars where §7.3's premise fails: the long and short excess (need beyond the absorbers) differ.
-
-    Since every alive cohort absorbs (triggered remainders too), e_long = X_long + X_short - Q = e_short
-    whenever long Q = short Q before the bar; the tests assert this list is empty. (When triggered
-    remainders were excluded, unequal excess broke long Q = short Q and conservation.)
+def unbalanced_bars(run: ReferenceRun, rel: float = 1e-9) -> list[tuple[str, int]]:
+    """Bars after which the positions do not balance: long Q + the fund's long inventory + the LP's
+    position = short Q + the fund's short inventory (MODEL §5.6, §7.3); the tests assert this list is
+    empty. (Absorption by every alive cohort makes the two sides' excess equal when nothing is held
+    outside the book; with a take-over inventory they differ by its net change, which the LP holds.)
     """
     out = []
     for sym, book in run.books.items():
-        scale = max([max(r.q_long, r.x[0], r.x[1]) for r in book.records], default=0.0)
+        scale = max([max(r.q_long, r.q_short, r.x[0], r.x[1]) for r in book.records], default=0.0)
         for t, rec in enumerate(book.records):
-            if abs(rec.excess[0] - rec.excess[1]) > rel * scale:
+            gap = rec.q_long + rec.inventory[0] + rec.lp - rec.q_short - rec.inventory[1]
+            if abs(gap) > rel * scale:
                 out.append((sym, t))
     return out

@@ -73,3 +73,16 @@ def leverage_share(inp, p: Params, open_usd: np.ndarray, at_least: float,
     per_bar = 0.5 * ((wl + ws) @ at)
     w = np.asarray(open_usd, float) if bars is None else np.where(bars, open_usd, 0.0)
     return float((w * per_bar).sum() / w.sum()) if w.sum() > 0 else float("nan")
+
+
+def offload_share(dt: np.ndarray, p: Params) -> np.ndarray:
+    """Share of the fund's taken-over inventory sold in each bar (MODEL §5.6).
+
+    ``1 - exp(-dt / takeover_tau_s)``: an exponential offload in real time, so 60 one-minute bars sell
+    what one hour bar sells. ``takeover_tau_s = 0``: exactly 1 (every last piece is sold in its own bar,
+    the model before the take-over).
+    """
+    dt = np.asarray(dt, float)
+    if p.takeover_tau_s <= 0.0:
+        return np.ones(dt.shape[0])
+    return -np.expm1(-dt / p.takeover_tau_s)

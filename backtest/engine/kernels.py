@@ -45,7 +45,17 @@ NPC = 7
 ) = range(16)
 O_LONG, O_SHORT = 0, 16
 O_FLOW, O_OI, O_OPEN_USD, O_CLOSE_SHARE = 32, 33, 34, 35
-NOUT = 36
+# the fund's take-over inventory (MODEL §5.6), one column per side (+0 long, +1 short): quantity taken
+# over in the bar, quantity offloaded in the bar, inventory at the end of the bar, and the market
+# notional of what the bar sold (sold parts of pieces + offload: the absorbers' VWAP numerator)
+O_TK, O_OFF, O_INV, O_MKT = 36, 38, 40, 42
+NOUT = 44
+# positions held outside the trader book inv[row, :]: rows 0 / 1 the fund's take-over inventory of
+# long / short positions (quantity >= 0), row INV_LP the outside liquidity provider's net position
+# (signed, long > 0; MODEL §7.3). Long Q + inv[0] + inv[LP] = short Q + inv[1] in base units.
+INV_Q, INV_C = 0, 1  # quantity (base units), cost (USD: sum of q x entry price, plus funding paid)
+INV_LP = 2
+NINV = 3
 # accumulators acc[:]
 A_D, A_WD, A_F, A_UNREC, A_LP, A_FUNDING_NET, A_TRADED, A_PRUNED, A_QL, A_QS = range(10)
 NACC = 10  # A_QL/A_QS: side totals of Q at the end of the last bar (G x running sum; an output)
@@ -396,12 +406,14 @@ def _prunable(fs, cs, n, thr_l, thr_s, cand, bst):
 
 
 @njit(cache=True)
-def liquidate(t, mult, bars, imp, fs, cs, cnt, pc, brackets, pf, out, acc, sg, cand, bst):
+def liquidate(t, mult, bars, imp, fs, cs, cnt, pc, brackets, pf, out, acc, sg, cand, bst, inv, f_sell):
     """Trigger, partial liquidation, execution, surplus and bad debt of bar t (MODEL §5).
 
     Returns the number of pieces. If it exceeds ``len(pc)`` nothing was changed and the caller must
     grow ``pc`` and call again (pass 1 only reads the state). Pieces hold base units (P_Q) and the
-    cohort's scaled q after the piece (P_QAFTER).
+    cohort's scaled q after the piece (P_QAFTER). ``f_sell``: the bar's offload share (MODEL §5.6): a
+    last piece sells ``f_sell`` of itself at its fill, the fund takes the rest over at the bankruptcy
+    price, and the inventory carried into the bar sells ``f_sell`` of itself from the mark open.
     """
     mopen = bars[t, B_MOPEN] * mult
     mlow = bars[t, B_MLOW] * mult
@@ -450,14 +462,18 @@ def liquidate(t, mult, bars, imp, fs, cs, cnt, pc, brackets, pf, out, acc, sg, c
         return n
     sq_before_l = sg[0, SQ]
     sq_before_s = sg[1, SQ]
-    # side totals -> impact
-    x_long = 0.0
-    x_short = 0.0
+    # side totals of what the bar sells -> impact: partial pieces whole, the sold share of last
+    # pieces, and the offload of the inventory carried into the bar (MODEL §5.6)
+    u_long = inv[0, INV_Q] * f_sell
+    u_short = inv[1, INV_Q] * f_sell
+    x_long = u_long
+    x_short = u_short
     for m in range(n):
+        q_m = pc[m, P_Q] if pc[m, P_QAFTER] > 0.0 else pc[m, P_Q] * f_sell
         if cs[SIDE, int(pc[m, P_I])] > 0:
-            x_long += pc[m, P_Q]
+            x_long += q_m
         else:
-            x_short += pc[m, P_Q]
+            x_short += q_m
     vol = bars[t, B_VOL]
     i_long = impact(pf[PF_Y], pf[PF_CAP], imp[t], vol, x_long)
     i_short = impact(pf[PF_Y], pf[PF_CAP], imp[t], vol, x_short)
@@ -466,6 +482,10 @@ def liquidate(t, mult, bars, imp, fs, cs, cnt, pc, brackets, pf, out, acc, sg, c
     out[t, O_LONG + O_IMPACT] = i_long
     out[t, O_SHORT + O_IMPACT] = i_short
     mode = int(pf[PF_SURPLUS])
+    if u_long > 0.0:
+        _offload(t, 0, u_long, mopen * (1.0 - i_long), f_sell, inv, out, acc)
+    if u_short > 0.0:
+        _offload(t, 1, u_short, mopen * (1.0 + i_short), f_sell, inv, out, acc)
     for m in range(n):
         i = int(pc[m, P_I])
         s = cs[SIDE, i]
@@ -491,10 +511,22 @@ def liquidate(t, mult, bars, imp, fs, cs, cnt, pc, brackets, pf, out, acc, sg, c
         w = fs[W, i]
         bp = ep - w if s > 0 else ep + w
         fill = pc[m, P_PT] * (1.0 - i_long) if s > 0 else pc[m, P_PT] * (1.0 + i_short)
-        e = q * s * (fill - bp)
         out[t, o + O_LIQ_USD] += q * fill
         out[t, o + O_EVENTS] += 1.0
         out[t, o + O_ACCOUNTS] += q / pc[m, P_QA]
+        if pc[m, P_QAFTER] <= 0.0:
+            # the last piece: the fund takes over the part it does not sell in this bar, at the
+            # bankruptcy price (the trader's equity there is 0: nothing is paid either way)
+            q_k = q - q * f_sell
+            if q_k > 0.0:
+                inv[si, INV_Q] += q_k
+                inv[si, INV_C] += q_k * bp
+                out[t, O_TK + si] += q_k
+                q = q - q_k
+                if q <= 0.0:
+                    continue
+        e = q * s * (fill - bp)
+        out[t, O_MKT + si] += q * fill
         _add(acc, A_TRADED, q * fill)
         if e >= 0.0:
             # fee mode: every piece pays the clearance fee; venue mode: only a partial-liquidation
@@ -513,6 +545,8 @@ def liquidate(t, mult, bars, imp, fs, cs, cnt, pc, brackets, pf, out, acc, sg, c
                 out[t, o + O_QB] += q
                 out[t, o + O_QBBP] += q * bp
                 out[t, o + O_QBPF] += q * fill
+    out[t, O_INV] = inv[0, INV_Q]
+    out[t, O_INV + 1] = inv[1, INV_Q]
     # running sums lose a tiny cohort when a large one beside it is subtracted: recompute a side
     # that lost most of its quantity (MODEL §4.10)
     if sg[0, SQ] < CANCEL_GUARD * sq_before_l:
@@ -520,6 +554,34 @@ def liquidate(t, mult, bars, imp, fs, cs, cnt, pc, brackets, pf, out, acc, sg, c
     if sg[1, SQ] < CANCEL_GUARD * sq_before_s:
         _aggregate(fs, cs, cnt, sg, -1)
     return n
+
+
+@njit(cache=True)
+def _offload(t, si, u, fill, f_sell, inv, out, acc):
+    """Sell u of the fund's inventory of side si at ``fill`` (MODEL §5.6): the realised P&L against the
+    inventory's average cost is the fund's surplus or bad debt, and a loss beyond BANKRUPT_TOL is an
+    ADL-eligible piece whose bankruptcy price is that average cost."""
+    s = 1 if si == 0 else -1
+    o = O_LONG if si == 0 else O_SHORT
+    cost = inv[si, INV_C] / inv[si, INV_Q]
+    if f_sell >= 1.0 - DUST_REL:  # the whole inventory (dust floor, §5.5)
+        inv[si, INV_Q] = 0.0
+        inv[si, INV_C] = 0.0
+    else:
+        inv[si, INV_Q] -= u
+        inv[si, INV_C] -= u * cost
+    e = u * s * (fill - cost)
+    out[t, O_OFF + si] += u
+    out[t, O_MKT + si] += u * fill
+    _add(acc, A_TRADED, u * fill)
+    if e >= 0.0:
+        out[t, o + O_SURPLUS] += e
+    else:
+        out[t, o + O_BAD] -= e
+        if e < -BANKRUPT_TOL * u * fill:
+            out[t, o + O_QB] += u
+            out[t, o + O_QBBP] += u * cost
+            out[t, o + O_QBPF] += u * fill
 
 
 @njit(cache=True)
@@ -641,6 +703,7 @@ def settle(
     sg,
     cand,
     bst,
+    inv,
 ):
     """Waterfall, absorption, voluntary closes, opens and pruning of bar t (MODEL §7, §6, §4.10).
 
@@ -674,7 +737,7 @@ def settle(
         need = x - filled
         if need <= 0.0:
             continue
-        p_abs = (out[t, o + O_LIQ_USD] - filled * vwap_b) / need
+        p_abs = (out[t, O_MKT + side_i] - filled * vwap_b) / need
         out[t, o + O_PABS] = p_abs
         # every alive cohort of the other side absorbs, also the remainder of one partially liquidated
         # in this bar (MODEL §7.3): the excess is then equal on both sides and long Q = short Q holds
@@ -704,9 +767,19 @@ def settle(
                 excess_long = need - avail
             else:
                 excess_short = need - avail
+    e = 0.0
     if excess_long > 0.0 and excess_short > 0.0:
         e = excess_long if excess_long < excess_short else excess_short
         _add(acc, A_LP, e * (out[t, O_SHORT + O_PABS] - out[t, O_LONG + O_PABS]))
+    # with the fund's inventory the two excesses differ by its net change (MODEL §7.3): what one side
+    # sells beyond every counterparty the outside liquidity provider holds as a position
+    dust = DUST_REL * (out[t, O_LONG + O_X] + out[t, O_SHORT + O_X])
+    if excess_long - e > dust:
+        inv[INV_LP, INV_Q] += excess_long - e
+        inv[INV_LP, INV_C] += (excess_long - e) * out[t, O_LONG + O_PABS]
+    if excess_short - e > dust:
+        inv[INV_LP, INV_Q] -= excess_short - e
+        inv[INV_LP, INV_C] -= (excess_short - e) * out[t, O_SHORT + O_PABS]
     x_long = out[t, O_LONG + O_X]
     x_short = out[t, O_SHORT + O_X]
     flow = (x_short - out[t, O_SHORT + O_ADL_Q]) - (x_long - out[t, O_LONG + O_ADL_Q])
@@ -725,36 +798,51 @@ def settle(
         if c >= 1.0 - DUST_REL:
             c = 1.0  # dust (§5.5)
     out[t, O_CLOSE_SHARE] = c
+    # the close share applies to the existing cohorts, before the opens are appended. Closes are
+    # trades between the sides: with positions held outside the book (§5.6) the sides differ, and
+    # both close the same quantity, c x the smaller side
+    c_l = c
+    c_s = c
+    if c > 0.0 and (inv[0, INV_Q] != 0.0 or inv[1, INV_Q] != 0.0 or inv[INV_LP, INV_Q] != 0.0):
+        m = ql_old if ql_old < qs_old else qs_old
+        c_l = c * (m / ql_old) if ql_old > 0.0 else 0.0
+        c_s = c * (m / qs_old) if qs_old > 0.0 else 0.0
+        if c_l >= 1.0 - DUST_REL:
+            c_l = 1.0
+        if c_s >= 1.0 - DUST_REL:
+            c_s = 1.0
     if not math.isnan(target):
-        n_open = target - oi * (1.0 - c)
+        n_open = target - oi * (1.0 - c_l)
         if n_open <= DUST_REL * target:  # the book is at its anchor up to rounding (§5.5)
             n_open = 0.0
     else:
         n_open = pf[PF_OVS] * vusd
         if rg_rate > 0.0:  # regrowth toward the pre-window book (MODEL §6)
             level = q_ref * mclose
-            gap = level - oi * (1.0 - c)
+            gap = level - oi * (1.0 - c_l)
             if gap > DUST_REL * level:  # dust (§5.5)
                 n_open += rg_rate * gap
     out[t, O_OPEN_USD] = n_open
-    # the close share applies to the existing cohorts, before the opens are appended
     if c > 0.0:
         wd = 0.0
         closed_q = 0.0
         for si in range(2):
             s = 1 if si == 0 else -1
-            if c >= 1.0:
+            cc = c_l if si == 0 else c_s
+            if cc <= 0.0:
+                continue
+            if cc >= 1.0:
                 w_, q_ = _zero_side(s, mclose, fs, cs, cnt, sg)
                 wd += w_
                 closed_q += q_
             else:
                 g = sg[si, G]
-                wd += c * g * _equity_sum(sg, si, s, mclose)
-                closed_q += c * g * sg[si, SQ]
-                sg[si, G] = g * (1.0 - c)
+                wd += cc * g * _equity_sum(sg, si, s, mclose)
+                closed_q += cc * g * sg[si, SQ]
+                sg[si, G] = g * (1.0 - cc)
         _book_closes(acc, closed_q, wd, mclose, fee)
-    ql_new = ql_old * (1.0 - c)
-    qs_new = qs_old * (1.0 - c)
+    ql_new = ql_old * (1.0 - c_l)
+    qs_new = qs_old * (1.0 - c_s)
     nl = cnt[C_ROWS]
     nc = cnt[C_NCOH]
     if n_open > 0.0 and mclose > 0.0:
@@ -829,10 +917,13 @@ def settle(
     ql = gl * sg[0, SQ]
     qs = gs * sg[1, SQ]
     if pruned > 0:
+        # rebalance so that long Q + the fund's long inventory = short Q + its short inventory (§5.6)
         acc[A_PRUNED] += pruned
-        big = 1 if ql > qs else -1
+        hl = ql + inv[0, INV_Q] + inv[INV_LP, INV_Q]
+        hs = qs + inv[1, INV_Q]
+        big = 1 if hl > hs else -1
         bi = _si(big)
-        diff = abs(ql - qs)
+        diff = abs(hl - hs)
         tot = ql if big > 0 else qs
         if diff > 0.0 and tot > 0.0:
             sh = diff / tot

@@ -68,6 +68,8 @@ class Params:
     open_volume_share: float = 0.15  # fitted; was 0.25
     close_cap: float = 0.5
     oi_regrow_s: float = 86_400.0  # OI regrowth toward the pre-window book, time constant (0 = none)
+    # the fund's take-over of last pieces and their gradual offload, time constant (MODEL §5.6; 0 = at once)
+    takeover_tau_s: float = 0.0
     prune_frac: float = 1e-9
     funding_neutral: float = 0.0001
     funding_ref: float = 0.0005

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from backtest.engine import kernels as K
-from backtest.engine.book import regrowth, side_weights, size_templates
+from backtest.engine.book import offload_share, regrowth, side_weights, size_templates
 from backtest.engine.inputs import SymbolInputs
 from backtest.engine.liquidity import impact_scale
 from backtest.engine.params import LEVERAGE_BUCKETS, Params
@@ -50,6 +50,9 @@ class SymbolState:
     imp: np.ndarray  # [T] depth scale of the impact law (liquidity.impact_scale)
     rg_rate: np.ndarray  # [T] OI regrowth rate per bar (book.regrowth)
     q_ref: float  # OI regrowth reference level, base units per side
+    inv: np.ndarray  # [3, 2] quantity, cost of the fund's long / short take-over inventory and the
+    # outside liquidity provider's net position (kernels.INV_LP; MODEL §5.6, §7.3)
+    f_sell: np.ndarray  # [T] share of the inventory (and of a last piece) sold per bar (book.offload_share)
 
     @classmethod
     def create(cls, inp: SymbolInputs, p: Params) -> SymbolState:
@@ -85,6 +88,8 @@ class SymbolState:
             imp=impact_scale(inp.bars, inp.dt, p),
             rg_rate=rg_rate,
             q_ref=q_ref,
+            inv=np.zeros((K.NINV, 2)),
+            f_sell=offload_share(inp.dt, p),
         )
 
     def positions(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -331,10 +336,13 @@ class Replay:
                     st.sg,
                     st.bst,
                 )
+                if st.inv[:, K.INV_Q].any():
+                    # positions outside the trader book pay (long) or earn (short) funding: into their cost
+                    st.inv[:, K.INV_C] += inp.funding[t] * inp.bars[t, K.B_MOPEN] * mult * st.inv[:, K.INV_Q]
             while True:
                 need = K.liquidate(
                     t, mult, inp.bars, st.imp, st.fs, st.cs, st.cnt, st.pc, inp.brackets, st.pf, st.out,
-                    st.acc, st.sg, st.cand, st.bst,
+                    st.acc, st.sg, st.cand, st.bst, st.inv, st.f_sell[t],
                 )
                 if need <= st.pc.shape[0]:
                     break
@@ -395,6 +403,7 @@ class Replay:
                 st.sg,
                 st.cand,
                 st.bst,
+                st.inv,
             )
         # 11: the design acts and is valued (the Market view is built only for designs that use it)
         if acts:

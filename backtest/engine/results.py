@@ -59,13 +59,20 @@ class Result:
         return out
 
 
+def inventory_equity(inv: np.ndarray, mark: float) -> float:
+    """Unrealised P&L of the fund's take-over inventory at ``mark`` (MODEL §5.6): long + short."""
+    return float((inv[0, K.INV_Q] * mark - inv[0, K.INV_C]) - (inv[1, K.INV_Q] * mark - inv[1, K.INV_C]))
+
+
 def conservation(run: RunState) -> dict[str, float]:
     """Independent accumulators of the money identity; ``residual`` must be ~0 (MODEL §8)."""
-    d = wd = fees = unrec = lp = fnet = traded = e = 0.0
+    d = wd = fees = unrec = lp = fnet = traded = e = e_inv = 0.0
     for st in run.symbols.values():
         last = st.inp.n - 1
         mark = st.inp.bars[last, K.B_MCLOSE] * st.mult[last]
         e += K.open_equity(mark, st.fs, st.cs, st.cnt, st.sg)
+        e_inv += inventory_equity(st.inv, mark)
+        lp += float(st.inv[K.INV_LP, K.INV_Q] * mark - st.inv[K.INV_LP, K.INV_C])
         d += K.acc_total(st.acc, K.A_D)
         wd += K.acc_total(st.acc, K.A_WD)
         fees += K.acc_total(st.acc, K.A_F)
@@ -76,7 +83,7 @@ def conservation(run: RunState) -> dict[str, float]:
     s_in = float(run.fund_received.sum()) + run.sink_received
     p_out = float(run.fund_paid.sum()) + run.sink_paid
     trader_pnl = wd + e - d - fees
-    residual = trader_pnl + fees + (s_in - p_out) + lp - unrec
+    residual = trader_pnl + fees + (s_in - p_out) + lp - unrec + e_inv
     return {
         "deposits": d,
         "withdrawals": wd,
@@ -86,6 +93,7 @@ def conservation(run: RunState) -> dict[str, float]:
         "fund_out": p_out,
         "unrecovered": unrec,
         "lp_pnl": lp,
+        "fund_inventory_equity": e_inv,
         "funding_net": fnet,
         "traded": traded,
         "trader_pnl": trader_pnl,
@@ -124,6 +132,7 @@ def summarize(
         "in_window": run.clock_in_window,
     }
     bars = cohorts = 0
+    inv_end = inv_pnl = 0.0
     for sym, st in run.symbols.items():
         inp, out = st.inp, st.out
         w = inp.in_window
@@ -179,6 +188,11 @@ def summarize(
         series[f"{sym}.oi_usd"] = out[:, K.O_OI]
         series[f"{sym}.open_usd"] = out[:, K.O_OPEN_USD]  # new notional per side (leverage shares)
         series[f"{sym}.price_mult"] = st.mult
+        mclose = inp.bars[:, K.B_MCLOSE] * st.mult
+        series[f"{sym}.inventory_usd"] = (out[:, K.O_INV] + out[:, K.O_INV + 1]) * mclose
+        last = inp.n - 1
+        inv_end += float((st.inv[0, K.INV_Q] + st.inv[1, K.INV_Q]) * mclose[last])
+        inv_pnl += inventory_equity(st.inv, float(mclose[last]))
     win = run.clock_in_window
     fv = run.fund_value[win] if win.any() else run.fund_value
     first_win = int(np.argmax(win)) if win.any() else 0
@@ -210,6 +224,8 @@ def summarize(
         "funding_net_usd": cons["funding_net"],
         "trader_pnl_usd": cons["trader_pnl"],
         "warmup_fund_change_usd": run.sink_received - run.sink_paid,
+        "fund_inventory_end_usd": inv_end,
+        "fund_inventory_pnl_usd": inv_pnl,
     }
     series["liq_usd_per_min"] = rate
     series["oi_usd"] = oi_tick

@@ -19,7 +19,7 @@ from backtest.engine.inputs import SymbolInputs
 from backtest.engine.replay import replay
 from backtest.engine.results import conservation, summarize
 from tests.backtest.engine.test_reference_match import SETTINGS, books, fund_factories, params_strategy
-from tests.reference_engine import CappedFund, replay_reference, summarize_reference, unequal_excess_bars
+from tests.reference_engine import CappedFund, replay_reference, summarize_reference, unbalanced_bars
 
 
 def _cut(inp: SymbolInputs, end_ts: int) -> SymbolInputs:
@@ -45,7 +45,7 @@ def _balanced(q_long: float, q_short: float, scale: float) -> bool:
 @given(inputs=books(), p=params_strategy(), fund_factory=fund_factories())
 def test_money_is_conserved_by_both_engines(inputs, p, fund_factory):
     ref_run = replay_reference(inputs, fund_factory(), p)
-    assert not unequal_excess_bars(ref_run)  # MODEL §7.3: equal excess on both sides
+    assert not unbalanced_bars(ref_run)  # MODEL §5.6, §7.3: positions balance
     fast_run = replay(inputs, fund_factory(), p)
     fast = summarize(fast_run)
     ref = summarize_reference(ref_run)
@@ -64,7 +64,7 @@ def test_money_is_conserved_by_both_engines(inputs, p, fund_factory):
 @given(inputs=books(), p=params_strategy(), fund_factory=fund_factories())
 def test_long_q_equals_short_q_after_every_bar(inputs, p, fund_factory):
     run = replay_reference(inputs, fund_factory(), p)
-    assert not unequal_excess_bars(run)  # MODEL §7.3: equal excess on both sides
+    assert not unbalanced_bars(run)  # MODEL §5.6, §7.3: positions balance
     for sym, book in run.books.items():
         scale = max(max(r.q_long, r.q_short) for r in book.records)
         for t, r in enumerate(book.records):
