@@ -772,7 +772,8 @@ def summarize_reference(run: ReferenceRun, event: str = "", design: str = "") ->
         series[f"{sym}.market_flow"] = [r.flow for r in recs]
         series[f"{sym}.oi_usd"] = [r.oi for r in recs]
         series[f"{sym}.price_mult"] = list(book.mult)
-        series[f"{sym}.inventory_usd"] = [_both(r.inventory) * book.bar(t, B_MCLOSE) for t, r in enumerate(recs)]
+        series[f"{sym}.inventory_usd"] = [_both(r.inventory) * book.bar(t, B_MCLOSE)
+                                          for t, r in enumerate(recs)]
         last_mark = book.bar(inp.n - 1, B_MCLOSE)
         inv_end += (book.inv[0][0] + book.inv[1][0]) * last_mark
         inv_pnl += book.inventory_equity()
