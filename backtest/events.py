@@ -9,7 +9,6 @@ them honestly (CEX liquidation totals after April 2021 are lower bounds, flagged
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import tomllib
@@ -236,7 +235,9 @@ class Catalog:
         return event_id in self.ids
 
     def to_json(self) -> str:
-        return json.dumps([e.to_dict() for e in self.events], indent=2, ensure_ascii=False)
+        from backtest.finite import dumps
+
+        return dumps([e.to_dict() for e in self.events], indent=2, ensure_ascii=False)
 
 
 def load_catalog(extra_file: str | Path | None = None) -> Catalog:

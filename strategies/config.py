@@ -34,6 +34,10 @@ from typing import Any
 from loaders.errors import InputError, UserError
 
 KINDS = ("float", "int", "str", "bool")
+#: upper bound of every start capital: 1e12 USD is ~3,000x the largest fund on record (Binance, ~300M in
+#: 2021) and keeps capital-cost arithmetic finite; a coin capital is bounded by coins in existence.
+MAX_CAPITAL_USD = 1e12
+MAX_CAPITAL_COIN = 1e9
 
 
 def param(default: Any, doc: str, *, kind: str | None = None, lo: float | None = None,

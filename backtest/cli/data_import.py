@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 
 import click
@@ -50,7 +49,9 @@ def import_cmd(paths: tuple[str, ...], venue: str | None, symbol: str | None, pr
         report = import_paths(store, list(paths), overrides=overrides, replace=replace, verify=not no_verify,
                               progress=not quiet and sys.stderr.isatty())
     if fmt == "json":
-        click.echo(json.dumps({"files": [f.as_dict() for f in report.files], "totals": report.totals(),
+        from backtest.finite import dumps
+
+        click.echo(dumps({"files": [f.as_dict() for f in report.files], "totals": report.totals(),
                                "elapsed_s": round(report.elapsed, 3), "db": str(store.path)}, indent=2))
     else:
         _print_table(report, str(store.path), paths)

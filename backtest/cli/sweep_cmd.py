@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
@@ -200,17 +199,17 @@ def sweep(
         )
     fronts = _frontiers(frame, keys, plan, payloads if refine else None)
     if fmt == "json":
+        from backtest.finite import dumps
         from backtest.sweep.frontier import table_rows
 
         click.echo(
-            json.dumps(
+            dumps(
                 {
                     "sweep_id": sweep_id,
                     "frontier": table_rows(fronts) if fronts else None,
                     "rows": frame.to_dicts(),
                 },
                 indent=2,
-                default=str,
             )
         )
     elif fronts:

@@ -355,7 +355,9 @@ def plan_for(group: str, payload: EventPayload | None = None) -> Plan:
 
 
 def run_task(task: Task, payload: EventPayload | None = None) -> list[dict[str, Any]]:
-    """Evaluate every point of a task; one row per point (keys + metrics)."""
+    """Evaluate every point of a task; one row per point (keys + metrics), every figure finite."""
+    from backtest.finite import check_results
+
     _maybe_die()
     plan = plan_for(task.group, payload)
     rows = []
@@ -370,6 +372,7 @@ def run_task(task: Task, payload: EventPayload | None = None) -> list[dict[str, 
             "model": p.model_json,
         }
         row.update(row_of(ev, plan.window_s, task.risk_free))
+        check_results([row], context=f"design {p.params_json}, model {p.model_json}")
         rows.append(row)
     return rows
 
