@@ -25,8 +25,9 @@ def test_every_numeric_design_parameter_is_bounded_on_both_sides():
     assert not unbounded, f"state lo and hi for {unbounded}"
 
 
-@pytest.mark.parametrize("text", ["static.capital_usd=1e308", "static.capital_usd=1e13", "dynamic.capital_usd=inf",
-                                  "static-coin.capital_coin=1e300", "tranched.capital_usd=nan"])
+@pytest.mark.parametrize("text", ["static.capital_usd=1e308", "static.capital_usd=1e13",
+                                  "dynamic.capital_usd=inf", "static-coin.capital_coin=1e300",
+                                  "tranched.capital_usd=nan"])
 def test_capital_beyond_the_bound_is_refused(text):
     with pytest.raises(UserError, match="expected a number 0 <= x <="):
         load_config(sets=[text])
@@ -48,7 +49,7 @@ def test_target_capital_with_k_zero_is_refused():
 @pytest.mark.parametrize("design", ["static-coin", "hedged"])
 def test_coin_symbol_outside_the_run_is_refused(design):
     ctx = {"symbols": ("BTCUSDT", "ETHUSDT"), "start_prices": {"BTCUSDT": 1.0, "ETHUSDT": 1.0}}
-    with pytest.raises(UserError, match=rf"{design}.coin_symbol = 'FOOUSDT': not a symbol of this run; valid: "
-                                        r"BTCUSDT, ETHUSDT"):
+    needle = rf"{design}.coin_symbol = 'FOOUSDT': not a symbol of this run; valid: BTCUSDT, ETHUSDT"
+    with pytest.raises(UserError, match=needle):
         make_design(design, {"coin_symbol": "FOOUSDT", "capital_usd": 1e6}, ctx)
     assert make_design(design, {"coin_symbol": "ETHUSDT", "capital_usd": 1e6}, ctx).symbol == "ETHUSDT"
