@@ -81,6 +81,14 @@ from backtest.cli.options import archive_option, db_option, events_file_option, 
     "--refine", is_flag=True, help="Narrow each frontier between grid points by bisection (fast path)."
 )
 @click.option(
+    "--max-points",
+    "max_points",
+    type=int,
+    default=None,
+    help="Refuse a sweep of more design points x events than this (checked before any work).  "
+    "[default: 10000]",
+)
+@click.option(
     "--risk-free",
     "risk_free",
     type=float,
@@ -112,6 +120,7 @@ def sweep(
     report: str | None,
     frontier_keys: tuple[str, ...],
     refine: bool,
+    max_points: int | None,
     risk_free: float,
     events_file: str | None,
     db: str | None,
@@ -135,7 +144,7 @@ def sweep(
 
     from backtest.events import load_catalog
     from backtest.sweep.executors import make_executor
-    from backtest.sweep.grid import parse_axis
+    from backtest.sweep.grid import DEFAULT_MAX_POINTS, count_points, parse_axis
     from backtest.sweep.runner import SweepSpec, execute, load_payloads, make_tasks, plan_points
     from backtest.sweep.store import SweepStore
     from loaders.errors import UserError
@@ -161,7 +170,18 @@ def sweep(
     for d in design_list:
         if d not in names():
             raise UserError(f"--design {d}: unknown design; valid: {', '.join(names())}")
-    axes = [parse_axis(g, design_list, sample=sample is not None) for g in grids]
+    limit = DEFAULT_MAX_POINTS if max_points is None else max_points
+    if limit < 1:
+        raise UserError(f"--max-points {max_points}: must be >= 1")
+    if sample is not None and sample * len(design_list) * len(ids) > limit:
+        raise UserError(f"--sample {sample}: {sample * len(design_list) * len(ids):,} points "
+                        f"({len(design_list)} design(s) x {len(ids)} event(s)) exceed the limit of "
+                        f"{limit:,}; raise --max-points knowingly")
+    axes = [parse_axis(g, design_list, sample=sample is not None, max_points=limit) for g in grids]
+    total = count_points(design_list, axes, sample=sample) * len(ids)
+    if total > limit:
+        raise UserError(f"--grid: the sweep has {total:,} points (design points x {len(ids)} event(s)), "
+                        f"above the limit of {limit:,}; narrow the grid or raise --max-points knowingly")
     spec = SweepSpec(design_list, axes, ids, sample, seed, tuple(sets), venue, risk_free)
     plan = plan_points(spec)
     if not plan.items:
