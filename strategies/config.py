@@ -264,6 +264,10 @@ def _read_file(cfg: DesignConfig, path: Path) -> None:
         text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise InputError(path, f"cannot read designs file: {e.strerror or e}") from None
+    except UnicodeDecodeError as e:
+        raw = path.read_bytes()
+        raise InputError(path, f"not UTF-8 text ({e.reason}); a designs file is TOML",
+                         raw[:e.start].count(b"\n") + 1) from None
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
