@@ -337,6 +337,33 @@ _PAYLOADS: dict[str, EventPayload] = {}
 _PLANS: dict[str, Plan] = {}
 
 
+def worker_init(payloads: bytes, parent: int) -> None:
+    """Process-pool initializer: end with the parent (see :func:`die_with_parent`), keep the payloads."""
+    die_with_parent(parent)
+    install_payloads(payloads)
+
+
+def die_with_parent(parent: int, poll_s: float = 0.5) -> None:
+    """Exit this worker when process ``parent`` is gone (kill -9 of a sweep left ~1 GB workers behind).
+
+    A daemon thread polls the parent pid: when the parent dies the worker is re-parented, so
+    ``getppid()`` changes. Polling works wherever the pool runs, unlike a Linux-only death signal,
+    which also fires when the *thread* that spawned the worker ends."""
+    import threading
+    import time
+
+    if os.getppid() != parent:
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(poll_s)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
+
+
 def install_payloads(payloads: dict[str, EventPayload] | bytes) -> None:
     """Process-pool initializer (and in-process setup): keep the payloads for the tasks to come."""
     import pickle
