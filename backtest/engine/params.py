@@ -225,6 +225,14 @@ DEFAULT_DOMAIN = Domain(0.0, 1e12, why="no stated domain: finite, >= 0")
 SIZE_USD = Domain(0.0, 1e12, lo_open=True, why="account notional in USD")
 
 
+def domains_table() -> str:
+    """The allowed values of every numeric parameter as markdown (docs/MODEL.md §10 holds this table)."""
+    rows = ["| name | allowed |", "|---|---|"]
+    rows += [f"| {k} | {d.text().removeprefix('must be ')} |" for k, d in DOMAINS.items()]
+    rows.append(f"| size_usd (each entry) | {SIZE_USD.text().removeprefix('must be ')} |")
+    return "\n".join(rows)
+
+
 def check_domains(p: Params) -> None:
     """Every numeric parameter and list entry inside its :data:`DOMAINS` row, else a one-line UserError."""
     for f in dataclasses.fields(p):

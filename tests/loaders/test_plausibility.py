@@ -218,3 +218,8 @@ def test_decompress_keeps_real_files(tmp_path):
     assert formats.decompress(_zip_bytes(data), "x.zip") == data
     with pytest.raises(InputError, match="truncated or corrupt gzip"):
         formats.decompress(gzip.compress(data)[:-10], "x.gz")
+
+
+def test_readme_lists_the_rules():
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    assert rules_table() in readme, "regenerate the import-rules table in README.md"

@@ -53,3 +53,12 @@ def test_hostile_values_are_refused_or_inside_the_domain(key, raw):
 def test_issue_cases_name_the_bound(overrides, needle):
     with pytest.raises(UserError, match=needle):
         Params.from_overrides(overrides)
+
+
+def test_model_doc_lists_every_domain():
+    from pathlib import Path
+
+    from backtest.engine.params import domains_table
+
+    doc = (Path(__file__).resolve().parents[3] / "docs" / "MODEL.md").read_text(encoding="utf-8")
+    assert domains_table() in doc, "regenerate the domains table in docs/MODEL.md §10"
