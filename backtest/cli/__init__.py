@@ -83,6 +83,7 @@ def main(argv: list[str] | None = None) -> None:
     reach here (DuckDB I/O such as a full disk, OS errors) are named in one line too. Anything
     else is a bug and keeps its traceback.
     """
+    _terminate_like_interrupt()
     try:
         cli.main(args=argv, prog_name="backtest", standalone_mode=False)
     except click.exceptions.Exit as exc:
@@ -102,6 +103,21 @@ def main(argv: list[str] | None = None) -> None:
             raise
         click.echo(f"error: {line}", err=True)
         sys.exit(1)
+
+
+def _terminate_like_interrupt() -> None:
+    """SIGTERM (``kill``, a CI timeout) unwinds like Ctrl-C: open transactions roll back, staging
+    folders and a failed sweep's files are removed, instead of dying where it stands."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def handler(_sig: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
 
 
 def environment_error(exc: BaseException) -> str | None:

@@ -191,7 +191,14 @@ def sweep(
     n_workers = workers if workers is not None else (os.cpu_count() or 1)
     progress = not quiet and sys.stderr.isatty()
 
+    from pathlib import Path
+
+    from backtest.sweep.store import DEFAULT_PATH
+
+    results_file = Path(out) if out is not None else DEFAULT_PATH
+    created = not results_file.exists()
     ex = make_executor(executor, n_workers, address)
+    stored_any = False
     try:
         with SweepStore(out) as store:
             store.register(sweep_id, spec.to_dict())
@@ -205,8 +212,16 @@ def sweep(
             payloads = load_payloads(need, plan, db=db, archive=archive, progress=progress)
             tasks = make_tasks(plan, payloads, done, batch)
             skipped = len(plan.items) * len(chosen) - sum(len(t.points) for t in tasks)
-            stats = execute(store, sweep_id, tasks, payloads, ex, progress=progress)
+            try:
+                stats = execute(store, sweep_id, tasks, payloads, ex, progress=progress)
+            finally:
+                stored_any = bool(store.done(sweep_id))
             frame = store.frame(sweep_id)
+    except BaseException:
+        if created and not stored_any:  # a failed first run leaves no empty results file behind
+            for f in (results_file, results_file.with_name(results_file.name + ".wal")):
+                f.unlink(missing_ok=True)
+        raise
     finally:
         ex.close()
     if not quiet:

@@ -110,3 +110,18 @@ def test_real_window_sweep_resumes_and_reports(archive_dir, tmp_path):
 
     with SweepStore(out) as st:
         assert st.frame(doc["sweep_id"]).height == 2
+
+
+@pytest.mark.parametrize("failure", [UserError("--events may2021: no data"), KeyboardInterrupt()])
+def test_a_failed_first_sweep_leaves_no_results_file(tmp_path, monkeypatch, failure):
+    import backtest.sweep.runner
+
+    def fail(*_a, **_k):
+        raise failure
+
+    monkeypatch.setattr(backtest.sweep.runner, "load_payloads", fail)
+    out = tmp_path / "s.duckdb"
+    r = invoke(["--design", "static", "--grid", "static.capital_usd=1e6,1e8", "--events", "may2021",
+                "--out", str(out), "--quiet"])
+    assert r.exit_code != 0
+    assert not out.exists() and not (tmp_path / "s.duckdb.wal").exists()
