@@ -98,11 +98,33 @@ def main(argv: list[str] | None = None) -> None:
         click.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
     except Exception as exc:  # noqa: BLE001 - environment failures become one line, bugs re-raise
+        if interrupted(exc):
+            click.echo(ABORTED, err=True)
+            sys.exit(130)
         line = environment_error(exc)
         if line is None:
             raise
         click.echo(f"error: {line}", err=True)
         sys.exit(1)
+
+
+def interrupted(exc: BaseException) -> bool:
+    """Whether ``exc`` is Ctrl-C in disguise: DuckDB turns an interrupt inside a query into
+    ``InterruptException``, ``RuntimeError('Query interrupted')`` or an error whose text names the
+    ``KeyboardInterrupt`` (a Python callback interrupted), and the cleanup that follows can raise a
+    ``TransactionException`` whose context holds the interrupt."""
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, KeyboardInterrupt) or type(e).__name__ == "InterruptException":
+            return True
+        duck = type(e).__module__.startswith(("duckdb", "_duckdb"))
+        if (isinstance(e, RuntimeError) or duck) and ("Query interrupted" in str(e)
+                                                       or "KeyboardInterrupt" in str(e)):
+            return True
+        e = e.__cause__ or e.__context__
+    return False
 
 
 def _terminate_like_interrupt() -> None:

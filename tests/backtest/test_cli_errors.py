@@ -85,11 +85,30 @@ def test_every_command_with_a_non_utf8_file(tmp_path, capsys, command):
     assert not (tmp_path / "s.duckdb").exists()
 
 
-def test_interruption_exits_130_and_says_nothing_was_stored(capsys, monkeypatch):
+def _duckdb_disguises():
+    """What Ctrl-C looks like when it lands inside DuckDB (seen when interrupting a real import)."""
+    import duckdb
+
+    try:
+        try:
+            raise RuntimeError("Query interrupted")
+        finally:
+            raise duckdb.TransactionException("Current transaction is aborted (please ROLLBACK)")
+    except duckdb.Error as e:
+        cleanup_after_interrupt = e
+    return {"keyboard": KeyboardInterrupt(), "interrupt": duckdb.InterruptException("INTERRUPT Error"),
+            "runtime": RuntimeError("Query interrupted"), "cleanup": cleanup_after_interrupt,
+            "named": duckdb.InvalidInputException("failed: KeyboardInterrupt: ")}
+
+
+@pytest.mark.parametrize("kind", ["keyboard", "interrupt", "runtime", "cleanup", "named"])
+def test_interruption_exits_130_and_says_nothing_was_stored(capsys, monkeypatch, kind):
     import backtest.events
 
+    exc = _duckdb_disguises()[kind]
+
     def interrupted(*_a, **_k):
-        raise KeyboardInterrupt
+        raise exc
 
     monkeypatch.setattr(backtest.events, "load_catalog", interrupted)
     code, out, err = run_cli(["events"], capsys)
