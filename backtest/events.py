@@ -9,7 +9,6 @@ them honestly (CEX liquidation totals after April 2021 are lower bounds, flagged
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import tomllib
@@ -26,6 +25,7 @@ from loaders.errors import InputError, UserError
 KINDS = ("liquidations", "long_share", "oi_change", "funding_extreme", "price_move", "adl", "fund_change")
 CONFIDENCES = ("H", "M", "L")
 DEFAULT_WARMUP = timedelta(days=30)
+MAX_WARMUP_DAYS = 365  # the book is rebuilt over the warm-up; a year is far beyond the 30-day default
 
 _EVENT_REQUIRED = ("title", "start", "end", "symbols", "venues")
 _EVENT_OPTIONAL = ("warmup_days", "peak", "peak_note", "gaps", "reported", "fund_before")
@@ -236,7 +236,9 @@ class Catalog:
         return event_id in self.ids
 
     def to_json(self) -> str:
-        return json.dumps([e.to_dict() for e in self.events], indent=2, ensure_ascii=False)
+        from backtest.finite import dumps
+
+        return dumps([e.to_dict() for e in self.events], indent=2, ensure_ascii=False)
 
 
 def load_catalog(extra_file: str | Path | None = None) -> Catalog:
@@ -331,8 +333,9 @@ def _parse_event(ctx: _Ctx, eid: str, body: Any) -> Event:
     if start >= end:
         raise ctx.error(f"start {_iso(start)} must be before end {_iso(end)}", "start")
     warmup_days = body.get("warmup_days", DEFAULT_WARMUP.days)
-    if not _is_number(warmup_days) or warmup_days < 0:
-        raise ctx.error(f"must be a non-negative number of days, not {warmup_days!r}", "warmup_days")
+    if not _is_number(warmup_days) or not 0 <= warmup_days <= MAX_WARMUP_DAYS:
+        raise ctx.error(f"must be a number of days from 0 to {MAX_WARMUP_DAYS}, not {warmup_days!r}",
+                        "warmup_days")
     peak = _when(ctx, body["peak"], "peak", eid) if "peak" in body else None
     if peak is not None and not start <= peak < end:
         raise ctx.error(f"peak {_iso(peak)} lies outside the window [{_iso(start)}, {_iso(end)})", "peak")
@@ -526,7 +529,8 @@ def _parse_fund(ctx: _Ctx, i: int, body: Any) -> FundRecord:
 
 
 def _is_number(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool)
+    """A finite number (TOML allows nan and inf, which no figure or balance can be)."""
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def _text(ctx: _Ctx, v: Any, key: str, section: str, *, allow_empty: bool = False) -> str:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import polars as pl
 
-from loaders import formats
+from loaders import formats, plausibility
 from loaders.errors import ChecksumError, InputError, UserError
 from loaders.store import Store
 
@@ -241,6 +241,7 @@ class FileResult:
     reason: str | None = None
     error: UserError | None = None
     verified: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # rows stored anyway (loaders/plausibility.py)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -248,7 +249,7 @@ class FileResult:
             "new_rows": self.new_rows, "duplicates_dropped": self.duplicates,
             "first_ts": self.first_ts.isoformat() if self.first_ts else None,
             "last_ts": self.last_ts.isoformat() if self.last_ts else None,
-            "reason": self.reason, "verified_by": self.verified,
+            "reason": self.reason, "verified_by": self.verified, "warnings": self.warnings,
         }
 
 
@@ -371,6 +372,11 @@ class _Importer:
         why = _not_data(path)
         if why:
             raise _Skip(why)
+        size = path.stat().st_size
+        if size > formats.MAX_CONTENT_BYTES:
+            cap = formats.MAX_CONTENT_BYTES // 2**20
+            raise InputError(path, f"{size / 2**20:,.0f} MiB; at most {cap} MiB per file are read (the "
+                                   f"largest recorded file is 6.4 MB)")
         raw = path.read_bytes()
         digest = hashlib.sha256(raw).hexdigest()
         if self.verify:
@@ -379,6 +385,8 @@ class _Importer:
         if self._unchanged(result, inferred.name(), digest):
             return
         content = formats.decompress(raw, path)
+        if content is raw:
+            formats.check_last_line(content, path)  # a compressed file's truncation fails its CRC instead
         layout = formats.detect_layout(content)
         if layout is None and inferred.kind == "candles" and formats.first_line(content)[:1].isdigit():
             layout = formats.KLINES_NO_HEADER  # data without a header: let the column checks name the line
@@ -420,6 +428,7 @@ class _Importer:
             frame, _KEY_IN_FILE[kind], path, strictly_increasing=kind != "liquidations")
         if kind == "candles":
             inferred = _with(inferred, timeframe=formats.check_timeframe(frame, path, inferred.timeframe))
+        result.warnings = plausibility.check(frame, kind, path, inferred.timeframe)
         dataset = inferred.name()
         assert dataset is not None
         if self._unchanged(result, dataset, digest):

@@ -34,6 +34,10 @@ from typing import Any
 from loaders.errors import InputError, UserError
 
 KINDS = ("float", "int", "str", "bool")
+#: upper bound of every start capital: 1e12 USD is ~3,000x the largest fund on record (Binance, ~300M in
+#: 2021) and keeps capital-cost arithmetic finite; a coin capital is bounded by coins in existence.
+MAX_CAPITAL_USD = 1e12
+MAX_CAPITAL_COIN = 1e9
 
 
 def param(default: Any, doc: str, *, kind: str | None = None, lo: float | None = None,
@@ -260,6 +264,10 @@ def _read_file(cfg: DesignConfig, path: Path) -> None:
         text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise InputError(path, f"cannot read designs file: {e.strerror or e}") from None
+    except UnicodeDecodeError as e:
+        raw = path.read_bytes()
+        raise InputError(path, f"not UTF-8 text ({e.reason}); a designs file is TOML",
+                         raw[:e.start].count(b"\n") + 1) from None
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:

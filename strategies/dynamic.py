@@ -27,7 +27,7 @@ from typing import Any
 
 from loaders.errors import UserError
 from strategies.base import Market
-from strategies.config import param
+from strategies.config import MAX_CAPITAL_USD, param
 from strategies.registry import register
 from strategies.static import LedgerFund, capital_from
 
@@ -39,7 +39,7 @@ BITMEX_COVERAGE = ("k = 0.11 / 0.0314: Binance's fund/OI coverage 0.11x (BitMEX 
 class DynamicParams:
     capital_usd: float | str = param("target", "start capital (USD); \"target\" = the target size when the "
                                      "window starts; \"event\" = the event's listed USD fund", kind="float",
-                                     lo=0.0, words=("target", "event"),
+                                     lo=0.0, hi=MAX_CAPITAL_USD, words=("target", "event"),
                                      source="a dynamic fund starts at its own target")
     target_mode: str = param("vol", "what sets the target size", choices=("vol", "cvar", "max"),
                              source="DESIGN §6 (k × OI × volatility, or a CVaR of recent bad debt)")
@@ -74,6 +74,8 @@ class DynamicParams:
         if self.capital_usd == "target" and self.target_mode == "cvar":
             return ("capital_usd = \"target\" needs target_mode = \"vol\" or \"max\" (a cvar target is "
                     "unknown when the window starts); set a number or \"event\"")
+        if self.capital_usd == "target" and self.k == 0.0:
+            return "capital_usd = \"target\" with k = 0 is a fund of 0: set k > 0, a number or \"event\""
         return ""
 
 
@@ -165,7 +167,7 @@ class DynamicFund(LedgerFund):
         if self.params.capital_usd == "target":
             t = self.vol_target()
             if not t > 0.0:
-                raise ValueError("dynamic: capital_usd = \"target\" but no open interest was seen before the "
+                raise UserError("dynamic: capital_usd = \"target\" but no open interest was seen before the "
                                  "window starts; set capital_usd to a number")
             self.cash = self.capital_usd = t
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from strategies.base import Fund, Market
-from strategies.config import param
+from strategies.config import MAX_CAPITAL_USD, param
 from strategies.registry import register
 
 BINANCE_MAY2021_USD = 291_853_183.0
@@ -179,7 +179,7 @@ class LedgerFund(Fund):
 def capital_param(doc: str = "start capital (USD)") -> Any:
     """The ``capital_usd`` parameter most designs share: a number or "event", default Binance May 2021."""
     return param(BINANCE_MAY2021_USD, doc + "; \"event\" = the event's listed USD fund before the shock",
-                 kind="float", lo=0.0, words=("event",), source=BINANCE_SOURCE)
+                 kind="float", lo=0.0, hi=MAX_CAPITAL_USD, words=("event",), source=BINANCE_SOURCE)
 
 
 @dataclass(frozen=True)

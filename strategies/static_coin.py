@@ -14,16 +14,22 @@ from typing import Any
 
 from loaders.errors import UserError
 from strategies.base import Market
-from strategies.config import param
+from strategies.config import MAX_CAPITAL_COIN, param
 from strategies.registry import register
 from strategies.static import LedgerFund, capital_from, capital_param
 
 
 def coin_symbol(value: str, context: dict[str, Any], design: str) -> str:
-    """The symbol pricing the coin: the parameter, else the run's first symbol ('' = not known yet)."""
-    if value:
-        return value
+    """The symbol pricing the coin: the parameter, else the run's first symbol ('' = not known yet).
+
+    A symbol the run does not replay would never get a mark, so the design would silently hold USD:
+    refused by name when the run's symbols are known."""
     syms = context.get("symbols") or ()
+    if value:
+        if syms and value not in syms:
+            raise UserError(f"{design}.coin_symbol = {value!r}: not a symbol of this run; valid: "
+                            f"{', '.join(syms)}")
+        return value
     return syms[0] if syms else ""
 
 
@@ -33,7 +39,7 @@ class StaticCoinParams:
                                                "tick's mark (default as static)")
     capital_coin: float | str = param(0.0, "start capital in coin instead (0 = use capital_usd); \"event\" "
                                       "= the event's listed coin fund (mar2020: BitMEX 35,508 XBT)",
-                                      kind="float", lo=0.0, words=("event",),
+                                      kind="float", lo=0.0, hi=MAX_CAPITAL_COIN, words=("event",),
                                       source="BitMEX fund 35,508 XBT on 11 Mar 2020 (EVENTS.md) [M]")
     coin_symbol: str = param("", "symbol whose mark prices the coin ('' = the event's first symbol, "
                              "e.g. BTCUSDT)", source="the event's symbol order (first = BTC)")

@@ -73,8 +73,17 @@ def cli() -> None:
     """
 
 
+ABORTED = "aborted, nothing stored (the interrupted file, page or sweep batch was rolled back)"
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point: user errors exit cleanly with one line."""
+    """Console-script entry point: every error a user or the environment can cause exits with one line.
+
+    ``UserError`` carries its own message; interruption exits 130; the environment's failures that
+    reach here (DuckDB I/O such as a full disk, OS errors) are named in one line too. Anything
+    else is a bug and keeps its traceback.
+    """
+    _terminate_like_interrupt()
     try:
         cli.main(args=argv, prog_name="backtest", standalone_mode=False)
     except click.exceptions.Exit as exc:
@@ -82,9 +91,70 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
-    except click.Abort:
-        click.echo("aborted", err=True)
+    except (click.Abort, KeyboardInterrupt):
+        click.echo(ABORTED, err=True)
         sys.exit(130)
     except UserError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
+    except Exception as exc:  # noqa: BLE001 - environment failures become one line, bugs re-raise
+        if interrupted(exc):
+            click.echo(ABORTED, err=True)
+            sys.exit(130)
+        line = environment_error(exc)
+        if line is None:
+            raise
+        click.echo(f"error: {line}", err=True)
+        sys.exit(1)
+
+
+def interrupted(exc: BaseException) -> bool:
+    """Whether ``exc`` is Ctrl-C in disguise: DuckDB turns an interrupt inside a query into
+    ``InterruptException``, ``RuntimeError('Query interrupted')`` or an error whose text names the
+    ``KeyboardInterrupt`` (a Python callback interrupted), and the cleanup that follows can raise a
+    ``TransactionException`` whose context holds the interrupt."""
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, KeyboardInterrupt) or type(e).__name__ == "InterruptException":
+            return True
+        duck = type(e).__module__.startswith(("duckdb", "_duckdb"))
+        if (isinstance(e, RuntimeError) or duck) and ("Query interrupted" in str(e)
+                                                       or "KeyboardInterrupt" in str(e)):
+            return True
+        e = e.__cause__ or e.__context__
+    return False
+
+
+def _terminate_like_interrupt() -> None:
+    """SIGTERM (``kill``, a CI timeout) unwinds like Ctrl-C: open transactions roll back, staging
+    folders and a failed sweep's files are removed, instead of dying where it stands."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def handler(_sig: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def environment_error(exc: BaseException) -> str | None:
+    """One line for a failure of the machine rather than the program (disk full, I/O, permissions)."""
+    import errno
+
+    if isinstance(exc, OSError):
+        where = f"{exc.filename}: " if exc.filename else ""
+        if exc.errno == errno.ENOSPC:
+            return f"{where}disk full ({exc.strerror}); nothing of the interrupted step was stored"
+        return f"{where}{exc.strerror or exc}"
+    if type(exc).__module__.startswith(("duckdb", "_duckdb")) and type(exc).__name__ in (
+            "IOException", "OutOfMemoryException", "PermissionException", "FatalException"):
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return f"the store failed: {first}; the interrupted transaction was rolled back"
+    if isinstance(exc, MemoryError):
+        return "out of memory; nothing of the interrupted step was stored"
+    return None

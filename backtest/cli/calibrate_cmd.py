@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import click
@@ -89,7 +88,9 @@ def calibrate(
         doc["symbols"] = sym_list
         doc["params"] = params.to_dict()
         doc["implied_leverage"] = leverage
-        click.echo(json.dumps(doc, indent=2, default=str))
+        from backtest.finite import dumps
+
+        click.echo(dumps(doc, indent=2))
         return
     _print_table(event, cal, sym_list)
     from backtest.cli.console import stdout_console

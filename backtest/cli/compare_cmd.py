@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import click
@@ -85,7 +84,9 @@ def compare(
                          command=command_line(ctx), matrix=True)
     if fmt == "json":
         rows = [r.to_json_dict() for ev in by_event.values() for r in ev]
-        click.echo(json.dumps(rows, indent=2, default=float))
+        from backtest.finite import dumps
+
+        click.echo(dumps(rows, indent=2))
     else:
         _print_matrix(by_event, setup)
     if out is not None and not quiet:

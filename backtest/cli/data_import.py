@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 
 import click
@@ -50,10 +49,15 @@ def import_cmd(paths: tuple[str, ...], venue: str | None, symbol: str | None, pr
         report = import_paths(store, list(paths), overrides=overrides, replace=replace, verify=not no_verify,
                               progress=not quiet and sys.stderr.isatty())
     if fmt == "json":
-        click.echo(json.dumps({"files": [f.as_dict() for f in report.files], "totals": report.totals(),
+        from backtest.finite import dumps
+
+        click.echo(dumps({"files": [f.as_dict() for f in report.files], "totals": report.totals(),
                                "elapsed_s": round(report.elapsed, 3), "db": str(store.path)}, indent=2))
     else:
         _print_table(report, str(store.path), paths)
+    for f in report.files:
+        for w in f.warnings:
+            click.echo(f"warning: {w}", err=True)
     report.raise_for_failures()
 
 
@@ -78,6 +82,8 @@ def _print_table(report, db: str, roots: tuple[str, ...]) -> None:  # noqa: ANN0
             status = f"{f.status}: {f.reason}"
         elif f.duplicates:
             status = f"{f.status} ({f.duplicates} duplicate row(s) dropped)"
+        if f.warnings:
+            status += f" ({len(f.warnings)} warning(s), listed below)"
         shown = os.path.relpath(os.path.abspath(f.path), base)
         table.add_row(shown, f.dataset or "-", f"{f.rows:,}", f"{f.new_rows:,}",
                       f"[{style.get(f.status, '')}]{status}[/]")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -48,7 +47,9 @@ def status(event_id: str | None, events_file: str | None, db: str | None, fmt: s
                             "absent": [{"venue": v, "symbol": s, "dataset": d}
                                        for v, s, d in absent_required(event, rows)],
                             "fill": _fill_hints(event, rows)}
-        click.echo(json.dumps(out, indent=2))
+        from backtest.finite import dumps
+
+        click.echo(dumps(out, indent=2))
     else:
         _print_table(rows, db_path, event)
 

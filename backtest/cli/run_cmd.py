@@ -6,7 +6,6 @@ parameters, ``--config``), the progress display, and running one event end to en
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -215,6 +214,7 @@ def run_one_event(
     """Fill/load the window, replay every design (warm-up shared), add the fund metrics."""
     from backtest.engine.api import load_inputs, run_event
     from backtest.ensure import ensure_window
+    from backtest.finite import check_results
     from backtest.metrics import add_fund_metrics
 
     ensure_window(db, event, setup.venue, sym_list, archive=archive, progress=progress)
@@ -228,6 +228,7 @@ def run_one_event(
         results = run_event(event, setup.specs, inputs, setup.params, venue=setup.venue, on_step=step)
         prog.done()
     add_fund_metrics(results, window_s=(event.end - event.start).total_seconds(), risk_free=setup.risk_free)
+    check_results(results)
     return inputs, results
 
 
@@ -307,7 +308,9 @@ def run(
             write_report(stage, [section], title=f"Insurance-fund designs in {event.id}: {event.title}",
                          command=command_line(ctx))
     if fmt == "json":
-        click.echo(json.dumps([r.to_json_dict() for r in results], indent=2, default=float))
+        from backtest.finite import dumps
+
+        click.echo(dumps([r.to_json_dict() for r in results], indent=2))
     else:
         print_tables(event, venue, sym_list, setup, results)
     if out is not None and not quiet:

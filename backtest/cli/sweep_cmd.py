@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
@@ -82,6 +81,14 @@ from backtest.cli.options import archive_option, db_option, events_file_option, 
     "--refine", is_flag=True, help="Narrow each frontier between grid points by bisection (fast path)."
 )
 @click.option(
+    "--max-points",
+    "max_points",
+    type=int,
+    default=None,
+    help="Refuse a sweep of more design points x events than this (checked before any work).  "
+    "[default: 10000]",
+)
+@click.option(
     "--risk-free",
     "risk_free",
     type=float,
@@ -113,6 +120,7 @@ def sweep(
     report: str | None,
     frontier_keys: tuple[str, ...],
     refine: bool,
+    max_points: int | None,
     risk_free: float,
     events_file: str | None,
     db: str | None,
@@ -136,7 +144,7 @@ def sweep(
 
     from backtest.events import load_catalog
     from backtest.sweep.executors import make_executor
-    from backtest.sweep.grid import parse_axis
+    from backtest.sweep.grid import DEFAULT_MAX_POINTS, count_points, parse_axis
     from backtest.sweep.runner import SweepSpec, execute, load_payloads, make_tasks, plan_points
     from backtest.sweep.store import SweepStore
     from loaders.errors import UserError
@@ -162,7 +170,18 @@ def sweep(
     for d in design_list:
         if d not in names():
             raise UserError(f"--design {d}: unknown design; valid: {', '.join(names())}")
-    axes = [parse_axis(g, design_list, sample=sample is not None) for g in grids]
+    limit = DEFAULT_MAX_POINTS if max_points is None else max_points
+    if limit < 1:
+        raise UserError(f"--max-points {max_points}: must be >= 1")
+    if sample is not None and sample * len(design_list) * len(ids) > limit:
+        raise UserError(f"--sample {sample}: {sample * len(design_list) * len(ids):,} points "
+                        f"({len(design_list)} design(s) x {len(ids)} event(s)) exceed the limit of "
+                        f"{limit:,}; raise --max-points knowingly")
+    axes = [parse_axis(g, design_list, sample=sample is not None, max_points=limit) for g in grids]
+    total = count_points(design_list, axes, sample=sample) * len(ids)
+    if total > limit:
+        raise UserError(f"--grid: the sweep has {total:,} points (design points x {len(ids)} event(s)), "
+                        f"above the limit of {limit:,}; narrow the grid or raise --max-points knowingly")
     spec = SweepSpec(design_list, axes, ids, sample, seed, tuple(sets), venue, risk_free)
     plan = plan_points(spec)
     if not plan.items:
@@ -172,7 +191,14 @@ def sweep(
     n_workers = workers if workers is not None else (os.cpu_count() or 1)
     progress = not quiet and sys.stderr.isatty()
 
+    from pathlib import Path
+
+    from backtest.sweep.store import DEFAULT_PATH
+
+    results_file = Path(out) if out is not None else DEFAULT_PATH
+    created = not results_file.exists()
     ex = make_executor(executor, n_workers, address)
+    stored_any = False
     try:
         with SweepStore(out) as store:
             store.register(sweep_id, spec.to_dict())
@@ -186,8 +212,16 @@ def sweep(
             payloads = load_payloads(need, plan, db=db, archive=archive, progress=progress)
             tasks = make_tasks(plan, payloads, done, batch)
             skipped = len(plan.items) * len(chosen) - sum(len(t.points) for t in tasks)
-            stats = execute(store, sweep_id, tasks, payloads, ex, progress=progress)
+            try:
+                stats = execute(store, sweep_id, tasks, payloads, ex, progress=progress)
+            finally:
+                stored_any = bool(store.done(sweep_id))
             frame = store.frame(sweep_id)
+    except BaseException:
+        if created and not stored_any:  # a failed first run leaves no empty results file behind
+            for f in (results_file, results_file.with_name(results_file.name + ".wal")):
+                f.unlink(missing_ok=True)
+        raise
     finally:
         ex.close()
     if not quiet:
@@ -200,17 +234,17 @@ def sweep(
         )
     fronts = _frontiers(frame, keys, plan, payloads if refine else None)
     if fmt == "json":
+        from backtest.finite import dumps
         from backtest.sweep.frontier import table_rows
 
         click.echo(
-            json.dumps(
+            dumps(
                 {
                     "sweep_id": sweep_id,
                     "frontier": table_rows(fronts) if fronts else None,
                     "rows": frame.to_dicts(),
                 },
                 indent=2,
-                default=str,
             )
         )
     elif fronts:

@@ -146,12 +146,11 @@ def lev_mixes(median: float, sigma: float, skew: float) -> tuple[tuple[float, ..
 
 
 def _check_family(p: Params) -> None:
+    """The three family scalars inside their domains before the mixes are derived from them."""
     for key in ("lev_median", "lev_sigma", "lev_skew"):
         v = getattr(p, key)
-        if not isinstance(v, float | int) or not math.isfinite(v) or v <= 0:
-            raise UserError(f"--set {key}={v}: must be a finite number > 0")
-    if p.lev_skew < 1:
-        raise UserError(f"--set lev_skew={p.lev_skew}: must be >= 1 (crowded median = median x skew)")
+        if not isinstance(v, float | int) or not DOMAINS[key].holds(float(v)):
+            raise UserError(f"--set {key}={v}: {DOMAINS[key].text()}")
 
 
 def _coerce(key: str, raw: Any, default: Any) -> Any:
@@ -170,6 +169,86 @@ def _coerce(key: str, raw: Any, default: Any) -> Any:
     return str(raw)
 
 
+@dataclass(frozen=True)
+class Domain:
+    """The allowed values of a numeric parameter: finite, ``lo``..``hi`` (``*_open``: strict), and why.
+
+    Every bound is there to keep the replay's arithmetic finite (a divisor > 0, a share that cannot
+    make notionals overflow) or to stay inside what the parameter means (a fraction <= 1)."""
+
+    lo: float
+    hi: float
+    lo_open: bool = False
+    hi_open: bool = False
+    why: str = ""
+
+    def text(self) -> str:
+        return (f"must be a finite number {'>' if self.lo_open else '>='} {self.lo:g} and "
+                f"{'<' if self.hi_open else '<='} {self.hi:g}" + (f" ({self.why})" if self.why else ""))
+
+    def holds(self, v: float) -> bool:
+        return (math.isfinite(v) and (v > self.lo if self.lo_open else v >= self.lo)
+                and (v < self.hi if self.hi_open else v <= self.hi))
+
+
+YEAR_S = 365.0 * 86_400.0
+FRACTION = Domain(0.0, 1.0, why="a fraction")
+SPAN_S = Domain(0.0, YEAR_S, why="seconds, at most a year")
+POSITIVE_SPAN_S = Domain(1.0, YEAR_S, why="seconds, a divisor: at least 1 s, at most a year")
+# Every numeric model parameter's domain, stated once (docs/MODEL.md §10 lists the same bounds).
+DOMAINS: dict[str, Domain] = {
+    "impact_y": Domain(0.0, 100.0, why="square-root law coefficient; 0.5-1 in the literature"),
+    "impact_cap": FRACTION,
+    "impact_kappa": Domain(0.0, 10.0, why="exponent of the depth collapse"),
+    "impact_beta": Domain(0.0, 1.0, why="1 = a bar's range scaled like a straight move"),
+    "impact_ref_s": POSITIVE_SPAN_S,
+    "impact_norm_halflife_s": POSITIVE_SPAN_S,
+    "clearance_fee": FRACTION,
+    "trading_fee": FRACTION,
+    "venue_share": FRACTION,
+    "oi_volume_ratio": Domain(0.0, 100.0, why="open interest in days of traded volume"),
+    "oi_max_age_s": SPAN_S,
+    "close_volume_share": Domain(0.0, 1e6, why="closes are capped by close_cap anyway"),
+    "open_volume_share": Domain(0.0, 1.0, why="a bar cannot open more than it trades"),
+    "close_cap": FRACTION,
+    "oi_regrow_s": SPAN_S,
+    "prune_frac": Domain(0.0, 1.0, hi_open=True, why="a fraction of a side"),
+    "funding_neutral": Domain(0.0, 0.05, why="a funding rate per 8 h; venue caps are a few %"),
+    "funding_ref": Domain(1e-6, 0.05, why="a funding rate per 8 h, a divisor"),
+    "taker_ref": Domain(1e-4, 0.5, why="a taker-buy share away from 50 %, a divisor"),
+    "lev_tilt": FRACTION,
+    "lev_median": Domain(0.0, 125.0, lo_open=True, why="leverage"),
+    "lev_sigma": Domain(0.01, 10.0, why="log-sd of leverage"),
+    "lev_skew": Domain(1.0, 125.0, why="crowded median = median x skew"),
+    "endo_decay_s": POSITIVE_SPAN_S,
+}
+# a parameter added without a row keeps the old rule (finite and >= 0) with a bound that stays finite
+DEFAULT_DOMAIN = Domain(0.0, 1e12, why="no stated domain: finite, >= 0")
+SIZE_USD = Domain(0.0, 1e12, lo_open=True, why="account notional in USD")
+
+
+def domains_table() -> str:
+    """The allowed values of every numeric parameter as markdown (docs/MODEL.md §10 holds this table)."""
+    rows = ["| name | allowed |", "|---|---|"]
+    rows += [f"| {k} | {d.text().removeprefix('must be ')} |" for k, d in DOMAINS.items()]
+    rows.append(f"| size_usd (each entry) | {SIZE_USD.text().removeprefix('must be ')} |")
+    return "\n".join(rows)
+
+
+def check_domains(p: Params) -> None:
+    """Every numeric parameter and list entry inside its :data:`DOMAINS` row, else a one-line UserError."""
+    for f in dataclasses.fields(p):
+        v = getattr(p, f.name)
+        if isinstance(v, float | int) and not isinstance(v, bool) and not f.name.startswith("_"):
+            dom = DOMAINS.get(f.name, DEFAULT_DOMAIN)
+            if not dom.holds(float(v)):
+                raise UserError(f"--set {f.name}={v}: {dom.text()}")
+    for x in p.size_usd:
+        if not SIZE_USD.holds(x):
+            raise UserError(f"--set size_usd={' '.join(f'{y:g}' for y in p.size_usd)}: every entry "
+                            f"{SIZE_USD.text()}")
+
+
 def validate(p: Params) -> None:
     """Reject contradictory parameter sets with a message naming the parameter."""
     from backtest.engine.venue_rules import VENUES
@@ -182,20 +261,7 @@ def validate(p: Params) -> None:
             raise bad(key, f"valid: {', '.join(choices)}")
     if p.venue not in VENUES:
         raise bad("venue", f"no margin rules; valid: {', '.join(VENUES)}")
-    for f in dataclasses.fields(p):
-        v = getattr(p, f.name)
-        if isinstance(v, float) and (not math.isfinite(v) or v < 0):
-            raise bad(f.name, "must be a finite number >= 0")
-    for key in ("impact_cap", "close_cap", "lev_tilt", "venue_share", "clearance_fee", "trading_fee"):
-        if getattr(p, key) > 1:
-            raise bad(key, "must be <= 1")
-    if p.endo_decay_s <= 0:
-        raise bad("endo_decay_s", "must be > 0")
-    for key in ("impact_ref_s", "impact_norm_halflife_s"):
-        if getattr(p, key) <= 0:
-            raise bad(key, "must be > 0")
-    if p.impact_beta > 1:
-        raise bad("impact_beta", "must be <= 1 (1 = a bar's range scaled like a straight move)")
+    check_domains(p)
     for key in LEV_MIXES:
         w = getattr(p, key)
         if len(w) != len(LEVERAGE_BUCKETS):
@@ -207,8 +273,6 @@ def validate(p: Params) -> None:
         _weights(bad, key, w)
     if len(p.size_usd) != len(p.size_share) or not p.size_usd:
         raise bad("size_share", f"needs one share per size class ({len(p.size_usd)} in size_usd)")
-    if any(x <= 0 for x in p.size_usd):
-        raise bad("size_usd", "account notionals must be > 0")
     _weights(bad, "size_share", p.size_share)
 
 

@@ -43,6 +43,29 @@ class EventSection:
 # ----- staging
 
 
+def remove_stale_stages(parent: Path, prefix: str) -> list[Path]:
+    """Remove staging folders ``<prefix><pid>-*`` left by a process that no longer runs (a kill -9
+    during ``--out`` cannot clean up after itself); folders of live processes are left alone."""
+    removed = []
+    for d in parent.glob(f"{prefix}*"):
+        pid = d.name[len(prefix):].split("-", 1)[0]
+        if not d.is_dir() or not pid.isdigit() or _alive(int(pid)):
+            continue
+        shutil.rmtree(d, ignore_errors=True)
+        removed.append(d)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 @contextmanager
 def staged_output(out: str | os.PathLike[str]) -> Iterator[Path]:
     """A private directory to write into; on success its files replace those in ``out``, else it is removed.
@@ -56,8 +79,10 @@ def staged_output(out: str | os.PathLike[str]) -> Iterator[Path]:
     parent = target if target.is_dir() else target.parent
     if not parent.is_dir():
         raise UserError(f"--out {out}: parent directory {parent} does not exist")
+    prefix = f".{target.name or 'report'}.tmp-"
+    remove_stale_stages(parent, prefix)
     try:
-        stage = Path(tempfile.mkdtemp(prefix=f".{target.name or 'report'}.tmp-", dir=parent))
+        stage = Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=parent))
         umask = os.umask(0o022)
         os.umask(umask)
         stage.chmod(0o777 & ~umask)  # mkdtemp makes it private; the report dir is an ordinary one

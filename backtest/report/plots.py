@@ -28,7 +28,9 @@ def _plt() -> Any:
 
     plt.rcParams.update(
         {"font.size": 9, "axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False,
-         "axes.spines.right": False, "figure.dpi": DPI, "svg.hashsalt": "report"}
+         "axes.spines.right": False, "figure.dpi": DPI, "svg.hashsalt": "report",
+         # labels are user text (design labels, event titles): '$' is a dollar, never mathtext
+         "text.parse_math": False}
     )
     return plt
 

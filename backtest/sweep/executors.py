@@ -9,13 +9,14 @@ times: the pool is rebuilt (``BrokenProcessPool``) or Ray resubmits the task.
 
 from __future__ import annotations
 
+import os
 import pickle
 import socket
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from backtest.sweep.tasks import EventPayload, Task, install_payloads, run_task
+from backtest.sweep.tasks import EventPayload, Task, install_payloads, run_task, worker_init
 from loaders.errors import UserError
 
 EXECUTORS = ("inprocess", "process", "ray")
@@ -66,8 +67,8 @@ class ProcessPool(Executor):
             pool = ProcessPoolExecutor(
                 max_workers=self.workers,
                 mp_context=mp.get_context("spawn"),
-                initializer=install_payloads,
-                initargs=(blob,),
+                initializer=worker_init,
+                initargs=(blob, os.getpid()),
             )
             futs = {}
             try:

@@ -68,8 +68,16 @@ def _number(opt: str, raw: str) -> float:
     return float(v)
 
 
-def parse_axis(text: str, designs: list[str], *, sample: bool = False) -> Axis:
-    """One ``--grid`` option; names and values are checked against the designs and model parameters."""
+#: Points a sweep may have (design points x events) unless ``--max-points`` raises it: a 1e9-point
+#: range or product used to allocate until killed; the limit is checked before anything is built.
+DEFAULT_MAX_POINTS = 10_000
+
+
+def parse_axis(text: str, designs: list[str], *, sample: bool = False,
+               max_points: int = DEFAULT_MAX_POINTS) -> Axis:
+    """One ``--grid`` option; names and values are checked against the designs and model parameters.
+
+    A range of more than ``max_points`` points is refused before its values are computed."""
     opt = f"--grid {text}"
     name, sep, spec = text.partition("=")
     name = name.strip()
@@ -98,7 +106,10 @@ def parse_axis(text: str, designs: list[str], *, sample: bool = False) -> Axis:
             _check_value(opt, axis, lo)
             _check_value(opt, axis, hi)
             return axis
-        n = int(count)
+        n = int(count) if len(count) < 19 else 10**18
+        if n > max_points:
+            raise UserError(f"{opt}: {count} points exceed the limit of {max_points:,} sweep points; "
+                            f"narrow the range or raise --max-points knowingly")
         if n < 1 or (n == 1 and lo != hi):
             raise UserError(f"{opt}: a range of distinct ends needs at least 2 points")
         vals = _spaced(lo, hi, n, scale)
@@ -181,6 +192,18 @@ class SweepPoint:
     design: str
     design_values: tuple[tuple[str, Any], ...]
     model_values: tuple[tuple[str, Any], ...]
+
+
+def count_points(designs: list[str], axes: list[Axis], *, sample: int | None = None) -> int:
+    """How many points :func:`points` would make (at most; sampling drops repeats), without making them."""
+    import math
+
+    model = [a for a in axes if a.design is None]
+    total = 0
+    for d in designs:
+        use = [a for a in axes if a.design == d] + model
+        total += sample if sample is not None else math.prod(len(a.values) for a in use)
+    return total
 
 
 def points(

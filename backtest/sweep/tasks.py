@@ -337,6 +337,33 @@ _PAYLOADS: dict[str, EventPayload] = {}
 _PLANS: dict[str, Plan] = {}
 
 
+def worker_init(payloads: bytes, parent: int) -> None:
+    """Process-pool initializer: end with the parent (see :func:`die_with_parent`), keep the payloads."""
+    die_with_parent(parent)
+    install_payloads(payloads)
+
+
+def die_with_parent(parent: int, poll_s: float = 0.5) -> None:
+    """Exit this worker when process ``parent`` is gone (kill -9 of a sweep left ~1 GB workers behind).
+
+    A daemon thread polls the parent pid: when the parent dies the worker is re-parented, so
+    ``getppid()`` changes. Polling works wherever the pool runs, unlike a Linux-only death signal,
+    which also fires when the *thread* that spawned the worker ends."""
+    import threading
+    import time
+
+    if os.getppid() != parent:
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(poll_s)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
+
+
 def install_payloads(payloads: dict[str, EventPayload] | bytes) -> None:
     """Process-pool initializer (and in-process setup): keep the payloads for the tasks to come."""
     import pickle
@@ -355,7 +382,9 @@ def plan_for(group: str, payload: EventPayload | None = None) -> Plan:
 
 
 def run_task(task: Task, payload: EventPayload | None = None) -> list[dict[str, Any]]:
-    """Evaluate every point of a task; one row per point (keys + metrics)."""
+    """Evaluate every point of a task; one row per point (keys + metrics), every figure finite."""
+    from backtest.finite import check_results
+
     _maybe_die()
     plan = plan_for(task.group, payload)
     rows = []
@@ -370,6 +399,7 @@ def run_task(task: Task, payload: EventPayload | None = None) -> list[dict[str, 
             "model": p.model_json,
         }
         row.update(row_of(ev, plan.window_s, task.risk_free))
+        check_results([row], context=f"design {p.params_json}, model {p.model_json}")
         rows.append(row)
     return rows
 

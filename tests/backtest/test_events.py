@@ -131,7 +131,7 @@ def test_offset_datetimes_are_converted_to_utc(tmp_path: Path) -> None:
         (lambda t: t.replace('symbols = ["BTCUSDT"]\n', ""), r"event 'mywin', key 'symbols': required key"),
         (lambda t: t.replace("2023-03-12T00:00:00Z", "2023-03-09T00:00:00Z"), r"'start': start .*before end"),
         (lambda t: t.replace("2023-03-10T00:00:00Z", '"10 March"'), r"key 'start': bad date '10 March'"),
-        (lambda t: t + "warmup_days = -1\n", r"key 'warmup_days': must be a non-negative"),
+        (lambda t: t + "warmup_days = -1\n", r"key 'warmup_days': must be a number of days from 0 to 365"),
         (lambda t: t + "peak = 2024-01-01T00:00:00Z\n", r"key 'peak': peak .* outside the window"),
         (lambda t: t.replace("[mywin]", "[MyWin]"), r"event 'MyWin': event id must be lower-case"),
         (lambda t: t.replace('symbols = ["BTCUSDT"]', "symbols = []"), r"'symbols': must list at least one"),
@@ -407,9 +407,9 @@ def _drop(key: str):
         (FUND + BOUND, "fund.change_bound", "only oi_change figures take a change bound, not 'fund_change'"),
         # balances, currency
         (FUND.replace("= 20e6", "= 0"), "fund.before", "a fund.s balance before must be a positive number"),
-        (FUND.replace("= 20e6", "= inf"), "fund.before", "a fund.s balance before must be a positive number"),
+        (FUND.replace("= 20e6", "= inf"), "fund.before", "must be a number, not inf"),
         (FUND.replace("= 8e6", "= -1.0"), "fund.after", "a fund.s balance after must be a non-negative"),
-        (FUND.replace("= 8e6", "= inf"), "fund.after", "a fund.s balance after must be a non-negative"),
+        (FUND.replace("= 8e6", "= inf"), "fund.after", "must be a number, not inf"),
         (FUND.replace('unit = "USDT"', 'unit = "BTC"'), "fund.unit",
          r"unit 'BTC' is not one of USD, USDT, USDC \(calibrate replays a USD fund\)"),
         # the fund's symbols: a non-empty list of distinct names the window replays

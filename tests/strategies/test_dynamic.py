@@ -67,7 +67,7 @@ def test_hand_computed_cvar_mode() -> None:
 def test_target_capital_needs_vol_mode() -> None:
     with pytest.raises(UserError, match='capital_usd = "target" needs target_mode'):
         make_design("dynamic", {"target_mode": "cvar"})
-    with pytest.raises(ValueError, match="no open interest"):
+    with pytest.raises(UserError, match="no open interest"):
         DynamicFund().pay(0, 1.0)
 
 

@@ -19,6 +19,14 @@ from tests.support.cli import run_cli
         (["--event", "may2021", "--set", "lev_tilt=-1"], "--set lev_tilt"),
         (["--event", "may2021", "--set", "size_share=0.9,0.9,0"], "size_share"),
         (["--event", "may2021", "--set", "oops"], "expected PARAM=VALUE"),
+        # issue 14: values that made NaN/Infinity results or tracebacks
+        (["--event", "may2021", "--set", "funding_ref=0"], "--set funding_ref=0.0: must be a finite number"),
+        (["--event", "may2021", "--set", "taker_ref=0"], "--set taker_ref=0.0"),
+        (["--event", "may2021", "--set", "oi_volume_ratio=1e308"], "--set oi_volume_ratio"),
+        (["--event", "may2021", "--set", "open_volume_share=1e308"], "--set open_volume_share"),
+        (["--event", "may2021", "--set", "size_usd=nan 100000 2000000"], "--set size_usd=nan"),
+        (["--event", "may2021", "--set", "static.capital_usd=1e308"], "--set static.capital_usd"),
+        (["--event", "may2021", "--set", "dynamic.k=0"], "--set dynamic.k"),
     ],
 )
 def test_bad_options_exit_2_and_write_nothing(tmp_path, capsys, extra, needle):
@@ -50,7 +58,7 @@ def test_run_may2021_json(archive_dir, tmp_path, capsys):
         capsys,
     )
     assert code == 0
-    (rec,) = json.loads(out)
+    (rec,) = json.loads(out, parse_constant=lambda t: pytest.fail(f"non-standard JSON token {t}"))
     assert rec["event"] == "may2021" and rec["design"] == "none"
     assert set(rec["per_symbol"]) == {"BTCUSDT", "ETHUSDT"}
     assert rec["cohorts"] >= 100_000

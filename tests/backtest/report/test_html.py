@@ -161,3 +161,22 @@ def test_headless_chromium_renders_the_page(tmp_path, page):
         [exe, *flags, f"--screenshot={shot}", Path(probe).as_uri()], capture_output=True, timeout=120
     )
     assert shot.is_file() and shot.stat().st_size > 50_000
+
+
+def test_a_staging_folder_of_a_killed_run_is_removed(tmp_path):
+    """Issue 14: kill -9 during --out left an empty staging folder; the next run removes it."""
+    import subprocess
+    import sys
+
+    from backtest.report.html import staged_output
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp_path / f".report.tmp-{dead.pid}-abc"
+    stale.mkdir()
+    live = tmp_path / f".report.tmp-{__import__('os').getpid()}-xyz"
+    live.mkdir()
+    with staged_output(tmp_path / "report") as stage:
+        (stage / "report.html").write_text("x")
+    assert not stale.exists() and live.exists()
+    assert (tmp_path / "report" / "report.html").exists()

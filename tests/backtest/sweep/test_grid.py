@@ -53,7 +53,7 @@ def test_random_sample_is_seeded_and_in_range():
         ("static.capital_usd=1:2:lin1", "at least 2 points"),
         ("static.capital_usd=1,,2", "empty item"),
         ("static.capital_usd=1,1", "repeated"),
-        ("static.capital_usd=-5,1", "expected a number >= 0"),
+        ("static.capital_usd=-5,1", "expected a number 0 <= x"),
         ("static.capitol_usd=1,2", "unknown parameter 'capitol_usd' of design 'static'; valid: capital_usd"),
         ("dynamic.k=1,2", "design 'dynamic' is not swept"),
         ("impact=1,2", "unknown parameter 'impact'"),

@@ -31,6 +31,18 @@ def invoke(args):
         (["--design", "static", "--grid", "static.capital_usd=1,2", "--set", "impact_y=abc"], "impact_y"),
         (["--design", "static", "--grid", "static.capital_usd=1,2", "--sample", "0"], "--sample 0"),
         (["--design", "static", "--grid", "static.capital_usd=1,2", "--frontier", "dynamic.k"], "--frontier"),
+        # issue 14: limits checked before any point is built (these used to allocate until killed)
+        (["--design", "static", "--grid", "static.capital_usd=1e6:1e9:log1000000000"],
+         "1000000000 points exceed the limit of 10,000"),
+        (["--design", "static", "--grid", "static.capital_usd=1e6:1e9:log99999999999999999999999"],
+         "exceed the limit of 10,000"),
+        (["--design", "dynamic", "--grid", "dynamic.k=1:10:lin1000", "--grid",
+          "dynamic.cap_mult=1:10:lin1000", "--grid", "impact_y=0:1:lin1000", "--events", "may2021"],
+         "the sweep has 1,000,000,000 points"),
+        (["--design", "static", "--grid", "static.capital_usd=1e6:1e9:log", "--sample", "1000000000",
+          "--events", "may2021"], "--sample 1000000000: 1,000,000,000 points"),
+        (["--design", "static", "--grid", "static.capital_usd=1e6:1e9:log10", "--events", "all",
+          "--max-points", "69"], "the sweep has 70 points (design points x 7 event(s)), above the limit"),
         (
             [
                 "--design",
@@ -98,3 +110,18 @@ def test_real_window_sweep_resumes_and_reports(archive_dir, tmp_path):
 
     with SweepStore(out) as st:
         assert st.frame(doc["sweep_id"]).height == 2
+
+
+@pytest.mark.parametrize("failure", [UserError("--events may2021: no data"), KeyboardInterrupt()])
+def test_a_failed_first_sweep_leaves_no_results_file(tmp_path, monkeypatch, failure):
+    import backtest.sweep.runner
+
+    def fail(*_a, **_k):
+        raise failure
+
+    monkeypatch.setattr(backtest.sweep.runner, "load_payloads", fail)
+    out = tmp_path / "s.duckdb"
+    r = invoke(["--design", "static", "--grid", "static.capital_usd=1e6,1e8", "--events", "may2021",
+                "--out", str(out), "--quiet"])
+    assert r.exit_code != 0
+    assert not out.exists() and not (tmp_path / "s.duckdb.wal").exists()
