@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from backtest.paths import resolve_archive
-from loaders.errors import UserError
+from loaders.errors import SourceError, UserError
 
 if TYPE_CHECKING:
     from backtest.events import Event
@@ -112,7 +112,10 @@ def ensure_window(
             todo = [s for s in todo if missing[s].datasets]
 
         if todo and allow_download and venue in DOWNLOADABLE_VENUES:
-            _download(store, event, todo, report, progress, cache_dir, base_url)
+            try:
+                _download(store, event, todo, report, progress, cache_dir, base_url)
+            except SourceError as exc:
+                raise UserError(_download_failed(event, exc, archive_dir)) from exc
             missing.update({s: missing_data(store, event, venue, s) for s in todo})
             todo = [s for s in todo if missing[s].datasets]
 
@@ -233,6 +236,20 @@ def fill_hint(event_id: str, venue: str) -> str:
         return (f"run `backtest data sync --event {event_id} --venue {venue}` (internet) or import files "
                 "with `backtest data import`")
     return f"run `backtest data download --event {event_id}` (internet)"
+
+
+def _download_failed(event: Event, exc: SourceError, archive: Path | None) -> str:
+    """A failed download in a run: the cause, then the ways to get the data (the archive works offline)."""
+    from loaders.binance_vision import HostUnreachableError
+
+    where = (f"the archive {archive} does not hold it" if archive is not None
+             else "no archive is configured")
+    if isinstance(exc, HostUnreachableError):
+        return (f"{event.id} is not in the store, {where}, and {exc}: pass --archive DIR or set "
+                "BACKTEST_ARCHIVE to the recorded archive, or connect to the internet for "
+                "data.binance.vision")
+    return (f"{event.id}: downloading from data.binance.vision failed ({exc}); {where}: re-run to resume, "
+            "or pass --archive DIR / set BACKTEST_ARCHIVE to the recorded archive")
 
 
 def _message(event: Event, venue: str, symbol: str, missing: Missing, store_path: Path,

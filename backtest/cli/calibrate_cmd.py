@@ -7,7 +7,14 @@ from typing import Any
 
 import click
 
-from backtest.cli.options import archive_option, db_option, events_file_option, format_option, quiet_option
+from backtest.cli.options import (
+    archive_option,
+    db_option,
+    events_file_option,
+    format_option,
+    offline_option,
+    quiet_option,
+)
 
 
 @click.command("calibrate")
@@ -35,6 +42,7 @@ from backtest.cli.options import archive_option, db_option, events_file_option, 
 @events_file_option
 @db_option
 @archive_option
+@offline_option
 @format_option
 @quiet_option
 def calibrate(
@@ -46,6 +54,7 @@ def calibrate(
     events_file: str | None,
     db: str | None,
     archive: str | None,
+    offline: bool,
     fmt: str,
     quiet: bool,
 ) -> None:
@@ -79,7 +88,8 @@ def calibrate(
     event = load_catalog(events_file).get(event_id)
     sym_list = check_symbols(event, params.venue, symbols)
     progress = not quiet and sys.stderr.isatty()
-    inputs = load_inputs(event, params.venue, sym_list, params, db=db, archive=archive, progress=progress)
+    inputs = load_inputs(event, params.venue, sym_list, params, db=db, archive=archive, progress=progress,
+                         allow_download=not offline)
     (result,) = run_event(event, ["none"], inputs, params)
     cal = compare(event, ModelSeries.from_result(result, inputs), shares)
     cal.rows.extend(fund_rows(event, inputs, params))

@@ -33,6 +33,7 @@ def compare(
     events_file: str | None,
     db: str | None,
     archive: str | None,
+    offline: bool,
     fmt: str,
     quiet: bool,
 ) -> None:
@@ -67,7 +68,7 @@ def compare(
             stage = stack.enter_context(staged_output(out))
         for ev in chosen:
             inputs, results = run_one_event(
-                ev, setup, symbols[ev.id], db=db, archive=archive, progress=progress
+                ev, setup, symbols[ev.id], db=db, archive=archive, progress=progress, offline=offline
             )
             by_event[ev.id] = results
             if stage is not None:

@@ -12,7 +12,14 @@ from typing import Any
 
 import click
 
-from backtest.cli.options import archive_option, db_option, events_file_option, format_option, quiet_option
+from backtest.cli.options import (
+    archive_option,
+    db_option,
+    events_file_option,
+    format_option,
+    offline_option,
+    quiet_option,
+)
 
 DEFAULT_RISK_FREE = 0.04  # = backtest.metrics.DEFAULT_RISK_FREE (not imported: --help stays light)
 
@@ -68,6 +75,7 @@ def design_options(f: Any) -> Any:
             events_file_option,
             db_option,
             archive_option,
+            offline_option,
             format_option,
             quiet_option,
         ]
@@ -211,13 +219,15 @@ def run_one_event(
     db: str | None,
     archive: str | None,
     progress: bool,
+    offline: bool = False,
 ) -> tuple[list[Any], list[Any]]:
     """Fill/load the window, replay every design (warm-up shared), add the fund metrics."""
     from backtest.engine.api import load_inputs, run_event
     from backtest.ensure import ensure_window
     from backtest.metrics import add_fund_metrics
 
-    ensure_window(db, event, setup.venue, sym_list, archive=archive, progress=progress)
+    ensure_window(db, event, setup.venue, sym_list, archive=archive, progress=progress,
+                  allow_download=not offline)
     extra = 2 if setup.params.price_path == "endogenous" else 0
     with RunProgress(progress) as prog:
         step = prog.task(event.id, len(sym_list) + 1 + extra + len(setup.specs))
@@ -231,7 +241,7 @@ def run_one_event(
     return inputs, results
 
 
-PATH_OPTIONS = ("db", "archive", "quiet", "fmt", "out", "events_file")
+PATH_OPTIONS = ("db", "archive", "offline", "quiet", "fmt", "out", "events_file")
 
 
 def command_line(ctx: click.Context) -> str:
@@ -269,6 +279,7 @@ def run(
     events_file: str | None,
     db: str | None,
     archive: str | None,
+    offline: bool,
     fmt: str,
     quiet: bool,
 ) -> None:
@@ -298,7 +309,8 @@ def run(
             from backtest.report.html import staged_output
 
             stage = stack.enter_context(staged_output(out))
-        inputs, results = run_one_event(event, setup, sym_list, db=db, archive=archive, progress=progress)
+        inputs, results = run_one_event(event, setup, sym_list, db=db, archive=archive, progress=progress,
+                                        offline=offline)
         if stage is not None:
             from backtest.report.html import EventSection, write_report
             from backtest.report.plots import window_prices

@@ -8,7 +8,14 @@ from typing import Any
 
 import click
 
-from backtest.cli.options import archive_option, db_option, events_file_option, format_option, quiet_option
+from backtest.cli.options import (
+    archive_option,
+    db_option,
+    events_file_option,
+    format_option,
+    offline_option,
+    quiet_option,
+)
 
 
 @click.command("sweep")
@@ -92,6 +99,7 @@ from backtest.cli.options import archive_option, db_option, events_file_option, 
 @events_file_option
 @db_option
 @archive_option
+@offline_option
 @format_option
 @quiet_option
 @click.pass_context
@@ -117,6 +125,7 @@ def sweep(
     events_file: str | None,
     db: str | None,
     archive: str | None,
+    offline: bool,
     fmt: str,
     quiet: bool,
 ) -> None:
@@ -183,7 +192,8 @@ def sweep(
                 if any((ev.id, d, p.params_hash, seed) not in done for d, p, _ in plan.items)
             ]
             need = chosen if refine else todo_events
-            payloads = load_payloads(need, plan, db=db, archive=archive, progress=progress)
+            payloads = load_payloads(need, plan, db=db, archive=archive, progress=progress,
+                                     allow_download=not offline)
             tasks = make_tasks(plan, payloads, done, batch)
             skipped = len(plan.items) * len(chosen) - sum(len(t.points) for t in tasks)
             stats = execute(store, sweep_id, tasks, payloads, ex, progress=progress)

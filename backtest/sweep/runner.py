@@ -140,6 +140,7 @@ def load_payloads(
     archive: Any,
     progress: bool,
     on_event: Callable[[str], None] | None = None,
+    allow_download: bool = True,
 ) -> dict[tuple[str, str], EventPayload]:
     """Read each event's windows once; arrays per model parameter set. Key: (event id, model key)."""
     from backtest.engine.inputs import catalog_oi_level, from_window
@@ -153,7 +154,7 @@ def load_payloads(
         if on_event is not None:
             on_event(ev.id)
         syms = list(ev.symbols)
-        ensure_window(db, ev, venue, syms, archive=archive, progress=progress)
+        ensure_window(db, ev, venue, syms, archive=archive, progress=progress, allow_download=allow_download)
         with Store(db, read_only=True) as store:
             wins = [load_window(store, ev, venue, s) for s in syms]
         for mk, params in plan.model_sets.items():

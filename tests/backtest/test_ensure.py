@@ -143,3 +143,46 @@ def test_downloads_when_no_archive(no_archive: None, archive_dir: Path, db_path:
     assert set(w.bars["resolution"]) == {"1m"} and w.bars.height == 1440
     assert set(w.bars["mark_source"]) == {"basis_carried"}
     assert w.bars.filter(pl.col("ts") == datetime(2021, 5, 19, 13, 10))["low"][0] == 28688.0
+
+
+def test_offline_first_run_without_archive_fails_at_once_saying_what_to_do(
+        no_archive: None, db_path: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No archive, no network: the name lookups fail and the one line names --archive / BACKTEST_ARCHIVE."""
+    import socket
+
+    looked: list[str] = []
+
+    def fail(host: object, *args: object, **kwargs: object) -> object:
+        looked.append(str(host))
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", fail)
+    monkeypatch.setattr("loaders.binance_vision.time.sleep", lambda s: pytest.fail("retried"))
+    monkeypatch.delenv("BACKTEST_BINANCE_VISION_URL", raising=False)
+    with pytest.raises(UserError) as info:
+        ensure_window(db_path, load_catalog().get("may2021"), V, ["BTCUSDT", "ETHUSDT"], progress=False,
+                      cache_dir=tmp_path / "cache")
+    msg = str(info.value)
+    assert "\n" not in msg
+    assert msg.startswith("may2021 is not in the store, no archive is configured, and "
+                          "https://data.binance.vision/ cannot be reached "
+                          "(name lookup failed: Name or service not known)")
+    assert msg.endswith("pass --archive DIR or set BACKTEST_ARCHIVE to the recorded archive, or connect to "
+                        "the internet for data.binance.vision")
+    assert 1 <= len(looked) <= 4 and set(looked) == {"data.binance.vision"}
+
+
+def test_offline_flag_never_downloads(no_archive: None, db_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """`run --offline` (and BACKTEST_OFFLINE=1) without an archive: the archive message, no download."""
+    from tests.support.cli import run_cli
+
+    monkeypatch.setattr("loaders.binance_vision.download_window",
+                        lambda *a, **k: pytest.fail("--offline downloaded"))
+    for argv, env in ((["--offline"], None), ([], "1")):
+        if env is not None:
+            monkeypatch.setenv("BACKTEST_OFFLINE", env)
+        code, out, err = run_cli(["run", "--event", "may2021", "--db", str(db_path), *argv], capsys)
+        assert code == 2 and out == ""
+        assert err.startswith("error: no complete data for may2021 BTCUSDT") and err.count("\n") == 1
+        assert "no archive configured" in err and "--archive DIR / set BACKTEST_ARCHIVE" in err
