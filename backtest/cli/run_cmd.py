@@ -253,6 +253,14 @@ def command_line(ctx: click.Context) -> str:
         if not isinstance(p, click.Option) or p.name in PATH_OPTIONS:
             continue
         value = ctx.params.get(p.name)
+        if p.is_flag and p.secondary_opts:  # --x/--no-x: name the side that was chosen
+            if value != p.default:
+                parts.append(p.opts[0] if value else p.secondary_opts[0])
+            continue
+        if p.is_flag:  # a plain flag takes no value: present when set, absent otherwise
+            if value:
+                parts.append(p.opts[0])
+            continue
         if value is None or value == p.default or value == ():
             continue
         for v in value if p.multiple else [value]:

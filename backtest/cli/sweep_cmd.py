@@ -201,14 +201,28 @@ def sweep(
     finally:
         ex.close()
     if not quiet:
-        rate = stats.evaluations / stats.seconds * 60.0 if stats.seconds > 0 else 0.0
-        click.echo(
-            f"sweep {sweep_id}: {stats.evaluations} evaluations ({_methods(stats.methods)}) in "
-            f"{stats.seconds:.1f} s ({rate:,.0f}/min, {executor} x{n_workers}); {stats.stored} rows "
-            f"stored, {skipped} already done; table {out or 'data/sweeps.duckdb'}",
-            err=True,
-        )
-    fronts = _frontiers(frame, keys, plan, payloads if refine else None)
+        table = out or "data/sweeps.duckdb"
+        if not grids:
+            click.echo(
+                "no --grid: one point per design and event, at its configured parameters (add "
+                "--grid DESIGN.PARAM=START:STOP:logN for a frontier)",
+                err=True,
+            )
+        if stats.evaluations == 0:
+            click.echo(
+                f"sweep {sweep_id}: nothing to evaluate, all {skipped} point(s) already stored in {table} "
+                "(shown below)",
+                err=True,
+            )
+        else:
+            rate = stats.evaluations / stats.seconds * 60.0 if stats.seconds > 0 else 0.0
+            click.echo(
+                f"sweep {sweep_id}: {stats.evaluations} evaluations ({_methods(stats.methods)}) in "
+                f"{stats.seconds:.1f} s ({rate:,.0f}/min, {executor} x{n_workers}); {stats.stored} rows "
+                f"stored, {skipped} already done; table {table}",
+                err=True,
+            )
+    fronts, points = _frontiers(frame, keys, plan, payloads if refine else None)
     if fmt == "json":
         from backtest.sweep.frontier import table_rows
 
@@ -217,31 +231,41 @@ def sweep(
                 {
                     "sweep_id": sweep_id,
                     "frontier": table_rows(fronts) if fronts else None,
+                    "single_points": points,
                     "rows": frame.to_dicts(),
                 },
                 indent=2,
                 default=str,
             )
         )
-    elif fronts:
+    else:
         from backtest.cli.console import stdout_console
-        from backtest.sweep.frontier import rich_table
+        from backtest.sweep.frontier import POINTS_TITLE, notes, points_table, rich_table
 
         console = stdout_console()
-        console.print(rich_table(fronts, f"ADL-free frontier, sweep {sweep_id} ({venue})"))
-    if report is not None and fronts:
+        if fronts:
+            console.print(rich_table(fronts, f"ADL-free frontier, sweep {sweep_id} ({venue})"))
+            for line in notes(fronts):
+                console.print(line, soft_wrap=True, highlight=False)
+        if points:
+            console.print(points_table(points, POINTS_TITLE))
+    if report is not None and (fronts or points):
         from backtest.cli.run_cmd import command_line
         from backtest.sweep.frontier import write_report
 
         path = write_report(
-            report, fronts, frame, title=f"Sweep {sweep_id}: ADL-free frontiers", command=command_line(ctx)
+            report, fronts, frame, title=f"Sweep {sweep_id}: ADL-free frontiers", command=command_line(ctx),
+            points=points,
         )
         if not quiet:
             click.echo(f"report: {path}", err=True)
 
 
 def _methods(m: dict[str, int]) -> str:
-    return ", ".join(f"{v} {k}" for k, v in sorted(m.items())) or "none"
+    """How the evaluations went, in the user's terms (the replay methods are internal)."""
+    from backtest.sweep.runner import method_counts
+
+    return ", ".join(f"{v} {k}" for k, v in method_counts(m).items())
 
 
 def _frontier_keys(items: tuple[str, ...], designs: list[str]) -> dict[str, str]:
@@ -256,26 +280,29 @@ def _frontier_keys(items: tuple[str, ...], designs: list[str]) -> dict[str, str]
     return out
 
 
-def _frontiers(frame: Any, keys: dict[str, str], plan: Any, payloads: Any) -> list[Any]:
-    """Frontiers of the designs with one numeric swept parameter (others: none); refined if payloads given."""
-    from backtest.sweep.frontier import frontiers, swept_key
+def _frontiers(frame: Any, keys: dict[str, str], plan: Any, payloads: Any) -> tuple[list[Any], list[Any]]:
+    """Frontiers of the designs with one numeric swept parameter (refined if payloads given), and the
+    points of the other designs, so no design of the sweep goes unreported."""
+    from backtest.sweep.frontier import frontiers, single_points, swept_key
     from loaders.errors import UserError
 
     if frame.height == 0:
-        return []
-    usable = {}
+        return [], []
+    usable, fixed = {}, []
     for d in dict.fromkeys(frame["design"].to_list()):
         try:
             usable[d] = keys.get(d) or swept_key(frame, d)
         except UserError:
             if d in keys:
                 raise
+            fixed.append(d)
+    points = single_points(frame, fixed)
     if not usable:
-        return []
+        return [], points
     fronts = frontiers(frame.filter(frame["design"].is_in(list(usable))), usable)
     if payloads is not None:
         _refine(fronts, plan, payloads)
-    return fronts
+    return fronts, points
 
 
 def _refine(fronts: list[Any], plan: Any, payloads: Any) -> None:

@@ -185,6 +185,27 @@ def make_tasks(
     return tasks
 
 
+#: What each evaluation method means to a user: "resumed" (a replay restarted from a checkpoint) is an
+#: internal term that reads like resuming an interrupted sweep, so it never appears in user text.
+METHOD_WORDS = {
+    "fast": "paid in full without a replay",
+    "resumed": "replayed from the first claim paid short",
+    "replay": "replayed from the first claim paid short",
+}
+
+
+def method_counts(methods: dict[str, int]) -> dict[str, int]:
+    """Evaluation counts keyed by user wording, in a fixed order."""
+    out: dict[str, int] = {}
+    for k in ("fast", "resumed", "replay"):
+        if methods.get(k):
+            out[METHOD_WORDS[k]] = out.get(METHOD_WORDS[k], 0) + methods[k]
+    for k, v in methods.items():
+        if k not in METHOD_WORDS:
+            out[k] = out.get(k, 0) + v
+    return out
+
+
 @dataclass
 class SweepStats:
     tasks: int = 0
@@ -256,7 +277,7 @@ class _Progress:
 
     def advance(self, n: int, methods: dict[str, int]) -> None:
         if self._p is not None:
-            desc = "sweep " + " ".join(f"{k}={v}" for k, v in sorted(methods.items()))
+            desc = "sweep: " + ", ".join(f"{v} {k}" for k, v in method_counts(methods).items())
             self._p.update(self._tid, advance=n, description=desc)
 
     def __exit__(self, *exc: object) -> None:
