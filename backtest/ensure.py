@@ -69,7 +69,7 @@ class EnsureReport:
         out = []
         if self.archive is not None:
             out.append(f"{self.event_id}: imported {self.imported_files} file(s) from {self.archive} "
-                       f"({self.new_rows} new rows)")
+                       f"({self.new_rows:,} new rows) into {self.store_path}")
         if self.downloaded_files:
             out.append(f"{self.event_id}: downloaded {self.downloaded_files} file(s) "
                        "from data.binance.vision")
@@ -126,6 +126,11 @@ def ensure_window(
                                      allow_download, report.downloaded_files > 0))
         for s in todo:
             report.notes.append(f"{event.id} {s}: no {MARK} found anywhere; last price will stand in as mark")
+        if progress:
+            from backtest.progress_lines import line
+
+            for text in report.lines():
+                line(text)
         return report
 
 
@@ -200,12 +205,15 @@ def _name_span(path: Path) -> tuple[datetime, datetime] | None:
 
 def _import_archive(store: Store, archive: Path, event: Event, venue: str, symbols: list[str],
                     report: EnsureReport, progress: bool) -> None:
+    from backtest.progress_lines import line, stderr_is_terminal
     from loaders.archive import import_paths
 
     files = archive_files(archive, event, venue, symbols)
     if not files:
         return
-    result = import_paths(store, files, progress=progress)
+    if progress and not stderr_is_terminal():
+        line(f"{event.id}: importing {len(files)} file(s) from the archive {archive} into {store.path} ...")
+    result = import_paths(store, files, progress=progress and stderr_is_terminal())
     result.raise_for_failures()
     report.imported_files += len(result.having("imported"))
     report.new_rows += result.new_rows

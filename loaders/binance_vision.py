@@ -24,6 +24,7 @@ import hashlib
 import os
 import re
 import socket
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -571,6 +572,8 @@ class _Progress:
         self.total = total
         self.progress = None
         self._bytes = 0
+        self._files = 0
+        self._last_line = 0.0
 
     def __enter__(self) -> _Progress:
         if self.enabled:
@@ -593,8 +596,8 @@ class _Progress:
             self.progress.stop()
 
     def advance_bytes(self, n: int) -> None:
+        self._bytes += n
         if self.progress is not None:
-            self._bytes += n
             self.progress.update(self.task, mb=self._bytes / 1e6)
 
     def add_files(self, n: int) -> None:
@@ -603,5 +606,13 @@ class _Progress:
             self.progress.update(self.task, total=self.total)
 
     def advance_file(self, name: str) -> None:
+        self._files += 1
+        if self.enabled and self.progress is None:
+            # Off a terminal: a plain line every few seconds and at the end, so a pipe shows the run is alive.
+            now = time.monotonic()
+            if now - self._last_line >= 5.0 or self._files == self.total:
+                self._last_line = now
+                print(f"data.binance.vision: {self._files}/{self.total} files, {self._bytes / 1e6:.1f} MB",
+                      file=sys.stderr, flush=True)
         if self.progress is not None:
             self.progress.update(self.task, advance=1, description=name)

@@ -61,7 +61,6 @@ def calibrate(
     """Reconstructed versus reported figures: liquidations (total, long share), peak timing, OI
     change, funding extreme, insurance-fund change, with each figure's scope, source and confidence
     (docs/CALIBRATION.md)."""
-    import sys
 
     from backtest.calibrate import DEFAULT_ASSET_SHARE, ModelSeries, Shares, compare
     from backtest.calibrate_run import fund_rows, implied_leverage
@@ -87,7 +86,7 @@ def calibrate(
     )
     event = load_catalog(events_file).get(event_id)
     sym_list = check_symbols(event, params.venue, symbols)
-    progress = not quiet and sys.stderr.isatty()
+    progress = not quiet  # rich bars on a terminal, plain lines on a pipe (backtest.progress_lines)
     inputs = load_inputs(event, params.venue, sym_list, params, db=db, archive=archive, progress=progress,
                          allow_download=not offline)
     (result,) = run_event(event, ["none"], inputs, params)

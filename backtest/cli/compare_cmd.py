@@ -48,7 +48,6 @@ def compare(
       backtest compare --events all --designs static,dynamic,reinsured --out report/
     """
     import contextlib
-    import sys
 
     from backtest.cli.run_cmd import check_symbols, parse_setup, print_tables, run_one_event
     from backtest.events import load_catalog
@@ -57,7 +56,7 @@ def compare(
     chosen = catalog.select(events)
     setup = parse_setup(designs, config, sets, venue, price_path, risk_free)
     symbols = {e.id: check_symbols(e, venue, None) for e in chosen}
-    progress = not quiet and sys.stderr.isatty()
+    progress = not quiet  # rich bars on a terminal, plain lines on a pipe (backtest.progress_lines)
     by_event: dict[str, list[Any]] = {}
     sections = []
     with contextlib.ExitStack() as stack:

@@ -159,9 +159,13 @@ class RunProgress:
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
         self._p: Any = None
+        self.plain = False
 
     def __enter__(self) -> RunProgress:
-        if self.enabled:
+        from backtest.progress_lines import stderr_is_terminal
+
+        self.plain = self.enabled and not stderr_is_terminal()
+        if self.enabled and not self.plain:
             from rich.console import Console
             from rich.progress import (
                 BarColumn,
@@ -191,6 +195,18 @@ class RunProgress:
 
     def task(self, name: str, total: int) -> Any:
         """A callable ``step(label)``: finishes the previous step and shows ``label`` as running."""
+        if self.plain:
+            import time
+
+            from backtest.progress_lines import line
+
+            t0, count = time.perf_counter(), {"n": 0}
+
+            def plain(label: str) -> None:
+                count["n"] += 1
+                line(f"{name} [{count['n']}/{total}] {label} ({time.perf_counter() - t0:.1f} s)")
+
+            return plain
         if self._p is None:
             return lambda _label: None
         tid = self._p.add_task(name, total=total)
@@ -302,7 +318,6 @@ def run(
       backtest run --event oct2025 --symbols BTCUSDT --set impact_y=0.5 --format json
     """
     import contextlib
-    import sys
 
     from backtest.events import load_catalog
 
@@ -310,7 +325,7 @@ def run(
     event = load_catalog(events_file).get(event_id)
     setup = parse_setup(designs, config, sets, venue, price_path, risk_free)
     sym_list = check_symbols(event, venue, symbols)
-    progress = not quiet and sys.stderr.isatty()
+    progress = not quiet  # rich bars on a terminal, plain lines on a pipe (backtest.progress_lines)
     with contextlib.ExitStack() as stack:
         stage = None
         if out is not None:

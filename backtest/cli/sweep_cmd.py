@@ -141,7 +141,6 @@ def sweep(
       backtest sweep --design static --grid static.capital_usd=1e6:1e9:log --sample 50 --seed 7
     """
     import math
-    import sys
 
     from backtest.events import load_catalog
     from backtest.sweep.executors import make_executor
@@ -179,7 +178,7 @@ def sweep(
     keys = _frontier_keys(frontier_keys, design_list)
     sweep_id = name or spec.default_id()
     n_workers = workers if workers is not None else (os.cpu_count() or 1)
-    progress = not quiet and sys.stderr.isatty()
+    progress = not quiet  # rich bars on a terminal, plain lines on a pipe (backtest.progress_lines)
 
     ex = make_executor(executor, n_workers, address)
     try:

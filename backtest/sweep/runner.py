@@ -248,9 +248,16 @@ class _Progress:
     def __init__(self, enabled: bool, total: int) -> None:
         self.enabled, self.total = enabled, total
         self._p: Any = None
+        self._plain: Any = None
+        self._done = 0
+        self._t0 = time.perf_counter()
 
     def __enter__(self) -> _Progress:
-        if self.enabled:
+        from backtest.progress_lines import Throttled, stderr_is_terminal
+
+        if self.enabled and not stderr_is_terminal():
+            self._plain = Throttled()
+        elif self.enabled:
             from rich.console import Console
             from rich.progress import (
                 BarColumn,
@@ -276,6 +283,12 @@ class _Progress:
         return self
 
     def advance(self, n: int, methods: dict[str, int]) -> None:
+        self._done += n
+        if self._plain is not None:
+            s = time.perf_counter() - self._t0
+            eta = s / self._done * (self.total - self._done) if self._done else 0.0
+            text = f"sweep: {self._done}/{self.total} evaluations, {s:.0f} s, ETA {eta:.0f} s"
+            (self._plain.finish if self._done >= self.total else self._plain.update)(text)
         if self._p is not None:
             desc = "sweep: " + ", ".join(f"{v} {k}" for k, v in method_counts(methods).items())
             self._p.update(self._tid, advance=n, description=desc)

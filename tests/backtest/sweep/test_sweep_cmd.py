@@ -120,6 +120,7 @@ def test_two_design_sweep_reports_both_and_its_command_reruns_as_printed(archive
                               str(rep)], capsys)
     assert code == 0, err
     assert "resumed" not in err and "evaluations (" in err
+    assert "sweep: 3/3 evaluations, " in err  # piped: plain progress lines instead of a bar
     assert "≤ 2.00B" in out and "widen --grid static.capital_usd below 2.00B" in out
     assert "Designs without one swept number" in out and "dynamic" in out
     page = (rep / "frontier.html").read_text()
