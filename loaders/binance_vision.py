@@ -43,7 +43,6 @@ if TYPE_CHECKING:
 
 DEFAULT_BASE_URL = "https://data.binance.vision/"
 BASE_URL_ENV = "BACKTEST_BINANCE_VISION_URL"
-DEFAULT_CACHE_DIR = Path("data/cache/binance-vision")
 
 #: Candle datasets: one directory per timeframe.
 KLINE_DATASETS = ("klines", "markPriceKlines", "indexPriceKlines")
@@ -485,7 +484,9 @@ def download_window(
     keeps failing raises (after the rest of the run) with the report attached as ``.report``.
     """
     plan = plan_files(symbols, datasets or DEFAULT_DATASETS, timeframes or DEFAULT_TIMEFRAMES, start, end)
-    report = DownloadReport(resolve_base_url(base_url), Path(cache_dir or DEFAULT_CACHE_DIR))
+    from loaders.locations import default_cache_dir
+
+    report = DownloadReport(resolve_base_url(base_url), Path(cache_dir or default_cache_dir()))
     with _Progress(progress, len(plan)) as bar:
         downloader = Downloader(report.base_url, report.cache_dir, retry, on_bytes=bar.advance_bytes)
         results: dict[RemoteFile, FileResult] = {}

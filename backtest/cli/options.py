@@ -11,7 +11,7 @@ db_option = click.option(
     default=None,
     envvar="BACKTEST_DB",
     show_envvar=True,
-    help="DuckDB store file.  [default: data/market.duckdb]",
+    help="DuckDB store file.  [default: data/market.duckdb of the checkout, whatever the current folder]",
 )
 archive_option = click.option(
     "--archive",

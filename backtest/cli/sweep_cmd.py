@@ -69,7 +69,7 @@ from backtest.cli.options import (
     "out",
     type=click.Path(dir_okay=False),
     default=None,
-    help="DuckDB file of sweep results.  [default: data/sweeps.duckdb]",
+    help="DuckDB file of sweep results.  [default: data/sweeps.duckdb of the checkout]",
 )
 @click.option(
     "--report",
@@ -200,7 +200,7 @@ def sweep(
     finally:
         ex.close()
     if not quiet:
-        table = out or "data/sweeps.duckdb"
+        table = store.path
         if not grids:
             click.echo(
                 "no --grid: one point per design and event, at its configured parameters (add "
