@@ -96,10 +96,16 @@ def ensure_window(
     from loaders.store import Store
 
     symbols = tuple(dict.fromkeys(symbols))
-    with Store(store_path) as store:
+    # A complete window needs no write lock: checked read-only, so a notebook or a second run holding the
+    # store read-only does not make this run fail "locked". Only a window that needs filling opens for write.
+    with Store(store_path, read_only=True) as store:
         report = EnsureReport(event.id, venue, symbols, store.path)
         missing = {s: missing_data(store, event, venue, s) for s in symbols}
-        report.missing_before = {s: m.datasets for s, m in missing.items()}
+    report.missing_before = {s: m.datasets for s, m in missing.items()}
+    if not any(m.datasets for m in missing.values()):
+        return report
+    with Store(store_path) as store:
+        missing = {s: missing_data(store, event, venue, s) for s in symbols}  # another run may have filled it
         todo = [s for s, m in missing.items() if m.datasets]
         if not todo:
             return report

@@ -186,3 +186,37 @@ def test_offline_flag_never_downloads(no_archive: None, db_path: Path, monkeypat
         assert code == 2 and out == ""
         assert err.startswith("error: no complete data for may2021 BTCUSDT") and err.count("\n") == 1
         assert "no archive configured" in err and "--archive DIR / set BACKTEST_ARCHIVE" in err
+
+
+def test_a_complete_window_is_read_while_another_process_holds_the_store_read_only(
+        no_archive: None, db_path: Path) -> None:
+    """A notebook's read-only connection must not make a run fail "locked": nothing needs writing."""
+    import subprocess
+    import sys
+
+    from backtest.engine.api import load_inputs
+    from backtest.engine.params import Params
+
+    t0 = datetime(2021, 5, 19)
+    ev = Event(id="day", title="d", start=t0, end=t0 + timedelta(hours=4), warmup=timedelta(0), peak=None,
+               symbols=(S,), venues=(V,))
+    hours = [t0 + timedelta(hours=i) for i in range(4)]
+    with Store(db_path) as st, st.transaction():
+        for price_type in ("last", "mark"):
+            st.upsert("candles", pl.DataFrame({
+                "venue": V, "symbol": S, "price_type": price_type, "timeframe": "1h", "ts": hours,
+                "open": 100.0, "high": 101.0, "low": 99.0, "close": 100.0, "volume": 10.0}))
+        st.upsert("funding", pl.DataFrame({"venue": V, "symbol": S, "ts": [t0], "rate": [0.0001],
+                                           "interval_h": [8.0]}))
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb,sys,time; c=duckdb.connect(sys.argv[1], read_only=True); "
+         "print('ok', flush=True); time.sleep(60)", str(db_path)], stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == b"ok"
+        rep = ensure_window(db_path, ev, V, [S], allow_download=False, progress=False)
+        assert rep.missing_before == {S: []}
+        (inp,) = load_inputs(ev, V, [S], Params(), db=db_path, allow_download=False)
+        assert inp.symbol == S
+    finally:
+        holder.kill()
+        holder.wait()
