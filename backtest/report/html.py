@@ -251,7 +251,8 @@ def _section(s: EventSection, heading: str) -> str:
         "positions closed by auto-deleveraging, haircut = their profit given up; return includes hedge, "
         "funding and yield P&amp;L and counts excess paid out to the venue as kept; "
         "capital cost = start × risk-free rate × window length + premium paid; "
-        "depleted = first claim not paid in full (or value ≈ 0), time in UTC.</p>"
+        "depleted = the fund was empty (value ≈ 0), time in UTC; trigger = the design sent a claim to ADL "
+        "while it still held money (e.g. a drawdown trigger).</p>"
     )
     for note in s.notes:
         parts.append(f'<p class="note">{_e(note)}</p>')
