@@ -93,9 +93,9 @@ def compare(
 
 
 def _print_matrix(by_event: dict[str, list[Any]], setup: Any) -> None:
-    from backtest.cli.console import stdout_console
+    from backtest.cli.console import print_table, stdout_console
     from backtest.report.tables import matrix_table
 
     console = stdout_console()
     title = f"Designs × events ({setup.venue}, {setup.params.price_path} price path)"
-    console.print(matrix_table(by_event, title))
+    print_table(console, matrix_table(by_event, title))

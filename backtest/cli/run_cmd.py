@@ -352,7 +352,7 @@ def run(
 def print_tables(
     event: Any, venue: str, sym_list: list[str], setup: Setup, results: list[Any], per_symbol: bool = True
 ) -> None:
-    from backtest.cli.console import stdout_console
+    from backtest.cli.console import print_table, stdout_console
     from backtest.report.tables import comparison_table, money
 
     console = stdout_console()
@@ -360,12 +360,13 @@ def print_tables(
         f"{event.id}: {event.title} ({venue}, {', '.join(sym_list)}, {setup.params.price_path}; "
         f"window {event.start:%Y-%m-%d %H:%M} → {event.end:%Y-%m-%d %H:%M} UTC)"
     )
-    console.print(comparison_table(results, title))
+    print_table(console, comparison_table(results, title))
     for r in results if per_symbol else ():
         for sym, f in r.per_symbol.items():
             console.print(
                 f"{r.record['design']} {sym}: liq long {money(f['liq_long_usd'])}, short "
                 f"{money(f['liq_short_usd'])}, bad debt {money(f['bad_debt_usd'])}, ADL "
                 f"{money(f['adl_notional_usd'])}, OI {money(f['oi_start_usd'])} -> min "
-                f"{money(f['oi_min_usd'])}"
+                f"{money(f['oi_min_usd'])}",
+                highlight=False,
             )

@@ -238,16 +238,16 @@ def sweep(
             )
         )
     else:
-        from backtest.cli.console import stdout_console
+        from backtest.cli.console import print_table, stdout_console
         from backtest.sweep.frontier import POINTS_TITLE, notes, points_table, rich_table
 
         console = stdout_console()
         if fronts:
-            console.print(rich_table(fronts, f"ADL-free frontier, sweep {sweep_id} ({venue})"))
+            print_table(console, rich_table(fronts, f"ADL-free frontier, sweep {sweep_id} ({venue})"), keep=3)
             for line in notes(fronts):
                 console.print(line, soft_wrap=True, highlight=False)
         if points:
-            console.print(points_table(points, POINTS_TITLE))
+            print_table(console, points_table(points, POINTS_TITLE), keep=2)
     if report is not None and (fronts or points):
         from backtest.cli.run_cmd import command_line
         from backtest.sweep.frontier import write_report
