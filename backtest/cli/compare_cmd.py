@@ -18,11 +18,14 @@ from backtest.cli.run_cmd import command_line, design_options
     show_default=True,
     help="Comma-separated crash window ids, or 'all' (every window in the catalog).",
 )
+@click.option("--verbose", "-v", is_flag=True,
+              help="Also print each window's full comparison table (after the matrix).")
 @design_options
 @click.pass_context
 def compare(
     ctx: click.Context,
     events: str,
+    verbose: bool,
     designs: str | None,
     config: str | None,
     venue: str,
@@ -76,8 +79,7 @@ def compare(
 
                 prices = window_prices(inputs)
                 sections.append(EventSection(ev, results, prices, venue, setup.params, risk_free))
-            if fmt == "table" and len(chosen) > 1:
-                print_tables(ev, venue, symbols[ev.id], setup, results, per_symbol=False)
+
         if stage is not None:
             from backtest.report.html import write_report
 
@@ -87,7 +89,10 @@ def compare(
         rows = [r.to_json_dict() for ev in by_event.values() for r in ev]
         click.echo(json.dumps(rows, indent=2, default=float))
     else:
-        _print_matrix(by_event, setup)
+        _print_matrix(by_event, setup)  # the answer first; per-window detail only on request
+        if verbose:
+            for ev in chosen:
+                print_tables(ev, venue, symbols[ev.id], setup, by_event[ev.id], per_symbol=False)
     if out is not None and not quiet:
         click.echo(f"report: {out}/report.html, table: {out}/results.parquet", err=True)
 

@@ -257,7 +257,7 @@ def run_one_event(
     return inputs, results
 
 
-PATH_OPTIONS = ("db", "archive", "offline", "quiet", "fmt", "out", "events_file")
+PATH_OPTIONS = ("db", "archive", "offline", "quiet", "verbose", "fmt", "out", "events_file")
 
 
 def command_line(ctx: click.Context) -> str:

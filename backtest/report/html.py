@@ -285,6 +285,14 @@ def _section(s: EventSection, heading: str) -> str:
     return "\n".join(parts)
 
 
+def _toc(sections: Sequence[EventSection], matrix: bool) -> str:
+    """Links to the matrix and to each window's section: a several-window page is many screens tall."""
+    items = ['<li><a href="#designs-x-events">Designs × events</a></li>'] if matrix else []
+    items += [f'<li><a href="#event-{_e(s.event.id)}">{_e(s.event.id)}: {_e(s.event.title)}</a></li>'
+              for s in sections]
+    return f'<nav class="toc" id="contents"><h2>Contents</h2><ul>{"".join(items)}</ul></nav>'
+
+
 def render(sections: Sequence[EventSection], *, title: str, command: str, matrix: bool = False) -> str:
     """The whole page as text."""
     from importlib.metadata import PackageNotFoundError, version
@@ -295,11 +303,14 @@ def render(sections: Sequence[EventSection], *, title: str, command: str, matrix
         ver = "dev"
     body = [f"<h1>{_e(title)}</h1>",
             f'<p class="sub">crash-backtest {_e(ver)} · <code>{_e(command)}</code></p>']
+    if matrix or len(sections) > 1:
+        body.append(_toc(sections, matrix))
     if matrix:
-        body.append("<h2>Designs × events</h2>")
+        body.append('<h2 id="designs-x-events">Designs × events</h2>')
         body.append(matrix_html(sections))
     for s in sections:
-        heading = f"<h2>{_e(s.event.id)}: {_e(s.event.title)}</h2>" if matrix or len(sections) > 1 else ""
+        heading = (f'<h2 id="event-{_e(s.event.id)}">{_e(s.event.id)}: {_e(s.event.title)}</h2>'
+                   if matrix or len(sections) > 1 else "")
         body.append(_section(s, heading))
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
