@@ -121,14 +121,15 @@ def _print_table(event: Any, cal: Any, symbols: list[str]) -> None:
         f"like-for-like = reported x venue_share {cal.shares.venue_share:g} (all-venue figures) "
         f"x asset_share {cal.shares.asset_share:g} (all-asset totals)",
     )
-    for col, just in (("#", "right"), ("figure", "left"), ("metric", "left"), ("reconstructed", "right"),
-                      ("reported", "right"), ("like-for-like", "right"), ("ratio", "right"),
-                      ("conf", "center"), ("verdict", "left")):
+    for col, just in (("#", "right"), ("figure", "left"), ("metric", "left"), ("unit", "left"),
+                      ("reconstructed", "right"), ("reported", "right"), ("like-for-like", "right"),
+                      ("ratio", "right"), ("conf", "center"), ("verdict", "left")):
         t.add_column(col, justify=just, overflow="fold")
     notes = []
     for i, r in enumerate(cal.rows, 1):
         rep = _num(r.reported, r.metric) + (" LB" if r.lower_bound else "")
-        t.add_row(str(i), r.figure, r.metric, _num(r.model, r.metric), rep, _num(r.comparable, r.metric),
+        t.add_row(str(i), r.figure, r.metric, _unit(r), _num(r.model, r.metric), rep,
+                  _num(r.comparable, r.metric),
                   "-" if r.ratio is None else f"{r.ratio:.2f}", r.confidence,
                   r.verdict + ("" if r.scored else " [not scored]"))
         notes.append(f"{i}. {r.figure}: {r.scope} | measured {r.interval} | {r.scale} | {r.source}")
@@ -140,9 +141,27 @@ def _print_table(event: Any, cal: Any, symbols: list[str]) -> None:
         console.print(line, soft_wrap=True, highlight=False, markup=False)
 
 
+#: What the numbers of each row are in (the "ratio" column holds model / like-for-like only).
+UNITS = {
+    "liquidations": "USD",
+    "long_share": "share of liquidations",
+    "oi_change": "OI change (fraction)",
+    "funding_extreme": "% per 8h settlement",
+    "peak_time": "hours vs catalog peak",
+}
+
+
+def _unit(r: Any) -> str:
+    if r.metric == "fund_change":
+        return f"{r.unit} (change)"
+    return UNITS.get(r.metric, r.unit)
+
+
 def _num(v: float | None, metric: str) -> str:
     if v is None:
         return "-"
+    if metric == "peak_time":
+        return f"{v:+.1f} h"
     if metric == "liquidations":
         return f"{v / 1e9:.3f}B" if abs(v) >= 1e8 else f"{v / 1e6:.1f}M"
     if metric == "funding_extreme":
