@@ -61,6 +61,7 @@ def compare(
     symbols = {e.id: check_symbols(e, venue, None) for e in chosen}
     progress = not quiet  # rich bars on a terminal, plain lines on a pipe (backtest.progress_lines)
     by_event: dict[str, list[Any]] = {}
+    warnings: list[str] = []
     sections = []
     with contextlib.ExitStack() as stack:
         stage = None
@@ -73,12 +74,17 @@ def compare(
                 ev, setup, symbols[ev.id], db=db, archive=archive, progress=progress, offline=offline
             )
             by_event[ev.id] = results
+            from backtest.calibration_check import window_warnings
+
+            mine = window_warnings(ev, results, inputs, setup.params)
+            warnings += mine
             if stage is not None:
                 from backtest.report.html import EventSection
                 from backtest.report.plots import window_prices
 
                 prices = window_prices(inputs)
-                sections.append(EventSection(ev, results, prices, venue, setup.params, risk_free))
+                sections.append(EventSection(ev, results, prices, venue, setup.params, risk_free,
+                                             notes=list(mine)))
 
         if stage is not None:
             from backtest.report.html import write_report
@@ -93,6 +99,8 @@ def compare(
         if verbose:
             for ev in chosen:
                 print_tables(ev, venue, symbols[ev.id], setup, by_event[ev.id], per_symbol=False)
+    for line in warnings:
+        click.echo(line, err=True)
     if out is not None and not quiet:
         click.echo(f"report: {out}/report.html, table: {out}/results.parquet", err=True)
 

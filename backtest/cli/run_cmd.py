@@ -334,17 +334,23 @@ def run(
             stage = stack.enter_context(staged_output(out))
         inputs, results = run_one_event(event, setup, sym_list, db=db, archive=archive, progress=progress,
                                         offline=offline)
+        from backtest.calibration_check import window_warnings
+
+        warnings = window_warnings(event, results, inputs, setup.params)
         if stage is not None:
             from backtest.report.html import EventSection, write_report
             from backtest.report.plots import window_prices
 
-            section = EventSection(event, results, window_prices(inputs), venue, setup.params, risk_free)
+            section = EventSection(event, results, window_prices(inputs), venue, setup.params, risk_free,
+                                   notes=list(warnings))
             write_report(stage, [section], title=f"Insurance-fund designs in {event.id}: {event.title}",
                          command=command_line(ctx))
     if fmt == "json":
         click.echo(json.dumps([r.to_json_dict() for r in results], indent=2, default=float))
     else:
         print_tables(event, venue, sym_list, setup, results)
+    for line in warnings:
+        click.echo(line, err=True)
     if out is not None and not quiet:
         click.echo(f"report: {out}/report.html, table: {out}/results.parquet", err=True)
 
