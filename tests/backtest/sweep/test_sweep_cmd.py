@@ -87,6 +87,9 @@ def test_real_window_sweep_resumes_and_reports(archive_dir, tmp_path):
     small, big = sorted(rows.values(), key=lambda x: x["fund_start_usd"])
     assert (small["adl_free"], small["method"]) == (False, "resumed") and small["adl_notional_usd"] > 0
     assert (big["adl_free"], big["method"]) == (True, "fast") and big["adl_notional_usd"] == 0
+    # user text says what happened, never the internal method names ("resumed" reads as a resumed sweep)
+    assert "2 evaluations (1 paid in full without a replay, 1 replayed from the first claim paid short)" \
+        in r.stderr
     front = [x for x in doc["frontier"] if x["event"] == "ALL"]
     assert front[0]["frontier"] == 1e10
     assert (rep / "frontier.html").read_text().count("data:image/png;base64,") == 1
@@ -119,7 +122,8 @@ def test_two_design_sweep_reports_both_and_its_command_reruns_as_printed(archive
                               "--events", "may2021", "--executor", "inprocess", "--refine", "--report",
                               str(rep)], capsys)
     assert code == 0, err
-    assert "resumed" not in err and "evaluations (" in err
+    (summary,) = [ln for ln in err.splitlines() if " evaluations (" in ln]
+    assert "resumed" not in summary and "3 paid in full without a replay" in summary
     assert "sweep: 3/3 evaluations, " in err  # piped: plain progress lines instead of a bar
     assert "≤ 2.00B" in out and "widen --grid static.capital_usd below 2.00B" in out
     assert "Designs without one swept number" in out and "dynamic" in out
