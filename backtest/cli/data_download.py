@@ -48,7 +48,7 @@ def download(event_id: str, symbols: str | None, datasets: str | None, timeframe
     are listed and skipped. Re-running resumes: verified files in the cache are not fetched again.
     """
     from backtest.events import load_catalog
-    from loaders.binance_vision import RetryPolicy, download_window
+    from loaders.binance_vision import HostUnreachableError, RetryPolicy, download_window
     from loaders.errors import UserError
     from loaders.store import Store
 
@@ -68,6 +68,11 @@ def download(event_id: str, symbols: str | None, datasets: str | None, timeframe
             if partial is not None:
                 for line in partial.summary_lines():
                     click.echo(line)
+            if isinstance(exc, HostUnreachableError):
+                raise HostUnreachableError(
+                    f"{exc}: connect to the internet, or import the recorded archive with `backtest data "
+                    "import DIR` (or pass --archive DIR to run)"
+                ) from exc
             raise
     for line in report.summary_lines():
         click.echo(line)
