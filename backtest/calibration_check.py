@@ -46,10 +46,14 @@ def out_of_range(row: Any) -> str | None:
 
 def window_warnings(event: Any, results: list[Any], inputs: list[Any], params: Any) -> list[str]:
     """One line per scored calibration row of ``event`` outside its range, measured on the run's replay
-    (the ``none`` design's when it ran: calibrate's own choice; else the first design's)."""
+    (the ``none`` design's when it ran: calibrate's own choice; else the first design's).
+
+    Only for the replay the figures are mapped onto (Binance USDⓈ-M, every symbol of the window): a
+    ``--symbols BTCUSDT`` run would compare BTC alone with BTC+ETH totals and warn for nothing."""
     from backtest.calibrate import ModelSeries, Shares, compare
 
-    if not results:
+    replayed = {i.symbol for i in inputs}
+    if not results or params.venue != "binanceusdm" or replayed != set(event.symbols):
         return []
     run = next((r for r in results if r.record.get("design") == "none"), results[0])
     cal = compare(event, ModelSeries.from_result(run, inputs), Shares(params.venue_share))
