@@ -171,7 +171,7 @@ class Row:
     reported: float | None
     model: float | None  # in the model's own scope (Binance BTCUSDT/ETHUSDT)
     comparable: float | None  # the reported figure mapped onto the model's scope (x shares)
-    ratio: float | None  # model / comparable (peak_time: hours model - reported)
+    ratio: float | None  # model / comparable; None where a ratio means nothing (peak timing: see ``model``)
     unit: str
     interval: str
     scope: str
@@ -365,8 +365,8 @@ def _funding(event: Any, name: str, rep: Any, model: ModelSeries) -> Row:
 def _peak(event: Any, model: ModelSeries) -> Row:
     t = model.peak_time()
     hours = None if t is None else (t - event.peak).total_seconds() / 3600.0
-    return Row(metric="peak_time", figure="peak", reported=None, model=None, comparable=None,
-               ratio=hours, unit="hours (model - catalog peak)", interval=f"window; model peak {_fmt(t)}",
+    return Row(metric="peak_time", figure="peak", reported=0.0, model=hours, comparable=None,
+               ratio=None, unit="hours (model - catalog peak)", interval=f"window; model peak {_fmt(t)}",
                scope=event.peak_note or "catalog peak", source="data/events.toml peak", confidence="H",
                lower_bound=False, verdict="n/a" if hours is None else f"{hours:+.1f} h",
                scale="bar resolution", scored=hours is not None,

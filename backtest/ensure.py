@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from backtest.paths import resolve_archive
-from loaders.errors import UserError
+from loaders.errors import SourceError, UserError
 
 if TYPE_CHECKING:
     from backtest.events import Event
@@ -69,7 +69,7 @@ class EnsureReport:
         out = []
         if self.archive is not None:
             out.append(f"{self.event_id}: imported {self.imported_files} file(s) from {self.archive} "
-                       f"({self.new_rows} new rows)")
+                       f"({self.new_rows:,} new rows) into {self.store_path}")
         if self.downloaded_files:
             out.append(f"{self.event_id}: downloaded {self.downloaded_files} file(s) "
                        "from data.binance.vision")
@@ -96,10 +96,16 @@ def ensure_window(
     from loaders.store import Store
 
     symbols = tuple(dict.fromkeys(symbols))
-    with Store(store_path) as store:
+    # A complete window needs no write lock: checked read-only, so a notebook or a second run holding the
+    # store read-only does not make this run fail "locked". Only a window that needs filling opens for write.
+    with Store(store_path, read_only=True) as store:
         report = EnsureReport(event.id, venue, symbols, store.path)
         missing = {s: missing_data(store, event, venue, s) for s in symbols}
-        report.missing_before = {s: m.datasets for s, m in missing.items()}
+    report.missing_before = {s: m.datasets for s, m in missing.items()}
+    if not any(m.datasets for m in missing.values()):
+        return report
+    with Store(store_path) as store:
+        missing = {s: missing_data(store, event, venue, s) for s in symbols}  # another run may have filled it
         todo = [s for s, m in missing.items() if m.datasets]
         if not todo:
             return report
@@ -112,7 +118,10 @@ def ensure_window(
             todo = [s for s in todo if missing[s].datasets]
 
         if todo and allow_download and venue in DOWNLOADABLE_VENUES:
-            _download(store, event, todo, report, progress, cache_dir, base_url)
+            try:
+                _download(store, event, todo, report, progress, cache_dir, base_url)
+            except SourceError as exc:
+                raise UserError(_download_failed(event, exc, archive_dir)) from exc
             missing.update({s: missing_data(store, event, venue, s) for s in todo})
             todo = [s for s in todo if missing[s].datasets]
 
@@ -123,6 +132,11 @@ def ensure_window(
                                      allow_download, report.downloaded_files > 0))
         for s in todo:
             report.notes.append(f"{event.id} {s}: no {MARK} found anywhere; last price will stand in as mark")
+        if progress:
+            from backtest.progress_lines import line
+
+            for text in report.lines():
+                line(text)
         return report
 
 
@@ -197,12 +211,15 @@ def _name_span(path: Path) -> tuple[datetime, datetime] | None:
 
 def _import_archive(store: Store, archive: Path, event: Event, venue: str, symbols: list[str],
                     report: EnsureReport, progress: bool) -> None:
+    from backtest.progress_lines import line, stderr_is_terminal
     from loaders.archive import import_paths
 
     files = archive_files(archive, event, venue, symbols)
     if not files:
         return
-    result = import_paths(store, files, progress=progress)
+    if progress and not stderr_is_terminal():
+        line(f"{event.id}: importing {len(files)} file(s) from the archive {archive} into {store.path} ...")
+    result = import_paths(store, files, progress=progress and stderr_is_terminal())
     result.raise_for_failures()
     report.imported_files += len(result.having("imported"))
     report.new_rows += result.new_rows
@@ -233,6 +250,20 @@ def fill_hint(event_id: str, venue: str) -> str:
         return (f"run `backtest data sync --event {event_id} --venue {venue}` (internet) or import files "
                 "with `backtest data import`")
     return f"run `backtest data download --event {event_id}` (internet)"
+
+
+def _download_failed(event: Event, exc: SourceError, archive: Path | None) -> str:
+    """A failed download in a run: the cause, then the ways to get the data (the archive works offline)."""
+    from loaders.binance_vision import HostUnreachableError
+
+    where = (f"the archive {archive} does not hold it" if archive is not None
+             else "no archive is configured")
+    if isinstance(exc, HostUnreachableError):
+        return (f"{event.id} is not in the store, {where}, and {exc}: pass --archive DIR or set "
+                "BACKTEST_ARCHIVE to the recorded archive, or connect to the internet for "
+                "data.binance.vision")
+    return (f"{event.id}: downloading from data.binance.vision failed ({exc}); {where}: re-run to resume, "
+            "or pass --archive DIR / set BACKTEST_ARCHIVE to the recorded archive")
 
 
 def _message(event: Event, venue: str, symbol: str, missing: Missing, store_path: Path,

@@ -29,6 +29,7 @@ METRIC_KEYS = (
     "max_drawdown_pct",
     "depleted",
     "depleted_at",
+    "adl_trigger_at",
     "fund_return_pct",
     "capital_cost_usd",
     "coverage_ratio",
@@ -40,9 +41,13 @@ def fund_metrics(result: Result, *, window_s: float, risk_free: float = DEFAULT_
     """The METRIC_KEYS of one run.
 
     ``window_s``: length of the event window (seconds) over which the capital is held.
-    ``depleted``: a claim was not paid in full (the rest went to ADL), or the fund's value reached
-    ~0; ``depleted_at``: the first such tick (ISO UTC bar open). A design without capital (``none``)
-    is depleted at its first claim. ``fund_return_pct`` = (end − start + excess paid out to the venue)
+    ``fund_min_usd``: the lowest value over the whole window *including its start*: the first window
+    tick already holds that bar's inflow, so the ticks alone could put the minimum above the start.
+    ``depleted``: the fund was empty: its value reached ~0 (a claim it could not pay in full leaves it
+    there); ``depleted_at``: the first such tick (ISO UTC bar open). A design without capital (``none``)
+    is depleted at its first claim. ``adl_trigger_at``: the first claim the design paid short while it
+    still held money (a drawdown trigger or a per-claim cap sent the rest to ADL): a trigger, not
+    depletion. ``fund_return_pct`` = (end − start + excess paid out to the venue)
     / start: a payout is a distribution, not a loss; None when the fund starts empty.
     ``capital_cost_usd`` = start × risk_free × window years + any premium the design reports paid.
     """
@@ -55,12 +60,12 @@ def fund_metrics(result: Result, *, window_s: float, risk_free: float = DEFAULT_
     win = np.asarray(s["in_window"], bool)
     value = np.asarray(s["fund_value"], float)[win]
     clock = np.asarray(s["clock"])[win]
-    fmin = float(value.min()) if value.size else start
+    fmin = min(start, float(value.min())) if value.size else start
     running_peak = np.maximum.accumulate(np.r_[start, value])[1:] if value.size else np.zeros(0)
     with np.errstate(divide="ignore", invalid="ignore"):
         dd = np.where(running_peak > 0.0, 1.0 - value / running_peak, 0.0)
     max_dd = float(max(dd.max(), 0.0)) * 100.0 if dd.size else 0.0
-    depleted_tick = _first_depleted(s, win, value, start)
+    depleted_tick, trigger_tick = _first_depleted(s, win, value, start)
     oi = float(rec.get("oi_start_usd") or 0.0)
     premium = float(rec.get("fund_premium_usd") or 0.0)
     payout = float(rec.get("fund_payout_usd") or 0.0)
@@ -71,6 +76,7 @@ def fund_metrics(result: Result, *, window_s: float, risk_free: float = DEFAULT_
         "max_drawdown_pct": max_dd,
         "depleted": depleted_tick is not None,
         "depleted_at": _iso(int(clock[depleted_tick])) if depleted_tick is not None else None,
+        "adl_trigger_at": _iso(int(clock[trigger_tick])) if trigger_tick is not None else None,
         "fund_return_pct": (end - start + payout) / start * 100.0 if start > 0.0 else None,
         "capital_cost_usd": start * risk_free * window_s / YEAR_S + premium,
         "coverage_ratio": start / oi if oi > 0.0 else None,
@@ -92,26 +98,35 @@ def add_fund_metrics(
             "funding, yield and premium flows are in the value"
         )
         r.assumptions["depleted"] = (
-            "a bad-debt claim was not paid in full, or the fund's value fell below "
-            f"{DEPLETED_FRACTION:g} of its start"
+            f"the fund's value fell below {DEPLETED_FRACTION:g} of its start (a fund without capital: its "
+            "first claim); a claim paid short while money was left is an ADL trigger of the design, "
+            "reported as 'trigger', not as depletion"
         )
     return results
 
 
-def _first_depleted(s: dict[str, Any], win: np.ndarray, value: np.ndarray, start: float) -> int | None:
-    """Index (among window ticks) of the first shortfall on a claim or the first ~empty value."""
-    first: list[int] = []
+def _first_depleted(
+    s: dict[str, Any], win: np.ndarray, value: np.ndarray, start: float
+) -> tuple[int | None, int | None]:
+    """Indices (among window ticks) of the first empty fund, and of the first claim paid short with
+    money left (a design's trigger). Without start capital every short claim counts as depletion."""
+    empty_at: int | None = None
+    trigger_at: int | None = None
+    short_ticks = np.zeros(0, dtype=np.int64)
     if "fund_shortfall" in s:
         asked = np.asarray(s["fund_asked"], float)[win]
         short = np.asarray(s["fund_shortfall"], float)[win]
-        hit = np.flatnonzero(short > 1e-6 + 1e-9 * asked)
-        if hit.size:
-            first.append(int(hit[0]))
-    if start > 0.0 and value.size:
+        short_ticks = np.flatnonzero(short > 1e-6 + 1e-9 * asked)
+    if start <= 0.0:
+        return (int(short_ticks[0]) if short_ticks.size else None), None
+    if value.size:
         hit = np.flatnonzero(value <= DEPLETED_FRACTION * start)
         if hit.size:
-            first.append(int(hit[0]))
-    return min(first) if first else None
+            empty_at = int(hit[0])
+        with_money = short_ticks[value[short_ticks] > DEPLETED_FRACTION * start]
+        if with_money.size:
+            trigger_at = int(with_money[0])
+    return empty_at, trigger_at
 
 
 def _iso(ts: int) -> str:

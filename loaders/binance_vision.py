@@ -19,9 +19,12 @@ The job splits in three parts so each can be tested alone:
 from __future__ import annotations
 
 import calendar
+import errno
 import hashlib
 import os
 import re
+import socket
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -40,7 +43,6 @@ if TYPE_CHECKING:
 
 DEFAULT_BASE_URL = "https://data.binance.vision/"
 BASE_URL_ENV = "BACKTEST_BINANCE_VISION_URL"
-DEFAULT_CACHE_DIR = Path("data/cache/binance-vision")
 
 #: Candle datasets: one directory per timeframe.
 KLINE_DATASETS = ("klines", "markPriceKlines", "indexPriceKlines")
@@ -60,7 +62,7 @@ _CHECKSUM_LINE = re.compile(r"^([0-9a-fA-F]{64})\s+\*?(\S+)\s*$")
 _TRANSIENT = {408, 425, 429, 500, 502, 503, 504}
 _CHUNK = 1 << 16
 
-Status = Literal["downloaded", "cached", "not-published", "checksum-mismatch", "failed"]
+Status = Literal["downloaded", "cached", "not-published", "checksum-mismatch", "failed", "not-tried"]
 
 
 # -- planning --------------------------------------------------------------------------------
@@ -186,6 +188,14 @@ class _Transient(Exception):
     """A failure worth retrying (connection trouble, 5xx, truncated body)."""
 
 
+class _NoHost(_Transient):
+    """The host itself cannot be reached: its name does not resolve, it refuses, or there is no route."""
+
+
+class HostUnreachableError(SourceError):
+    """The site was never reached (offline, no DNS): retrying each of hundreds of files cannot help."""
+
+
 @dataclass
 class FileResult:
     """What happened to one planned file."""
@@ -222,11 +232,12 @@ class DownloadReport:
     def summary_lines(self) -> list[str]:
         """Human summary; runs of unpublished consecutive files are folded into one line."""
         n = {s: len(self.having(s)) for s in ("downloaded", "cached", "not-published",
-                                               "checksum-mismatch", "failed")}
+                                               "checksum-mismatch", "failed", "not-tried")}
+        not_tried = f", {n['not-tried']} not tried (host unreachable)" if n["not-tried"] else ""
         lines = [
             f"{n['downloaded']} downloaded ({self.bytes_downloaded / 1e6:.1f} MB), {n['cached']} already "
             f"cached, {n['not-published']} not published, {n['checksum-mismatch']} checksum mismatch, "
-            f"{n['failed']} failed; {sum(f.new_rows for f in self.files)} new rows in the store",
+            f"{n['failed']} failed{not_tried}; {sum(f.new_rows for f in self.files)} new rows in the store",
         ]
         for group in _fold(self.having("not-published")):
             lines.append(f"not published: {group}")
@@ -286,7 +297,13 @@ def parse_checksum(text: str, expected_name: str, where: str) -> str:
 
 
 class Downloader:
-    """Fetches remote files into a cache that mirrors the site, verifying every byte."""
+    """Fetches remote files into a cache that mirrors the site, verifying every byte.
+
+    Until the site has answered once, a failure to reach the host at all (name lookup, refused
+    connection, no route) is final: it sets ``unreachable`` and every later ``fetch`` returns
+    "not-tried" at once, so an offline first run fails in seconds instead of retrying every file.
+    Once the host has answered, the same failures count as a flaky network and are retried.
+    """
 
     def __init__(self, base_url: str, cache_dir: Path, retry: RetryPolicy | None = None,
                  on_bytes: Callable[[int], None] | None = None,
@@ -296,6 +313,8 @@ class Downloader:
         self.retry = retry or RetryPolicy()
         self.on_bytes = on_bytes or (lambda n: None)
         self.sleep = sleep
+        self.reached = False
+        self.unreachable: str | None = None
 
     def local_path(self, remote: RemoteFile) -> Path:
         return self.cache_dir.joinpath(*remote.path.split("/"))
@@ -321,6 +340,8 @@ class Downloader:
         hit = self.cached(remote)
         if hit is not None:
             return FileResult(remote, "cached", hit)
+        if self.unreachable is not None:
+            return FileResult(remote, "not-tried", error=self.unreachable)
         try:
             checksum_text = self._retrying(remote.checksum_path, None).decode("utf-8", "replace")
             digest = parse_checksum(checksum_text, remote.name, self.base_url + remote.checksum_path)
@@ -342,6 +363,8 @@ class Downloader:
             return FileResult(remote, "downloaded", path, bytes=size)
         except NotPublished:
             return FileResult(remote, "not-published")
+        except HostUnreachableError as exc:
+            return FileResult(remote, "failed", error=str(exc))
         except ChecksumError as exc:
             self.local_path(remote).unlink(missing_ok=True)
             return FileResult(remote, "checksum-mismatch", error=str(exc))
@@ -356,6 +379,11 @@ class Downloader:
                 self.sleep(self.retry.delay(attempt - 1))
             try:
                 return self._get(url, dest)
+            except _NoHost as exc:
+                if not self.reached:
+                    self.unreachable = self.unreachable or str(exc)
+                    raise HostUnreachableError(f"{url}: host unreachable ({exc})") from None
+                last = str(exc)
             except _Transient as exc:
                 last = str(exc)
         raise SourceError(f"{url}: gave up after {self.retry.attempts} attempts ({last})")
@@ -365,6 +393,7 @@ class Downloader:
         req = urllib.request.Request(url, headers={"User-Agent": "crash-backtest"})
         try:
             with urllib.request.urlopen(req, timeout=self.retry.timeout) as resp:
+                self.reached = True
                 expected = resp.headers.get("Content-Length")
                 if dest is None:
                     body = resp.read()
@@ -380,13 +409,32 @@ class Downloader:
                     raise _Transient(f"truncated body: {got} of {expected} bytes")
                 return body if dest is None else got
         except urllib.error.HTTPError as exc:
+            self.reached = True
             if exc.code == 404:
                 raise NotPublished(url) from None
             if exc.code in _TRANSIENT:
                 raise _Transient(f"HTTP {exc.code}") from None
             raise SourceError(f"{url}: HTTP {exc.code} {exc.reason}") from None
         except (urllib.error.URLError, HTTPException, ConnectionError, TimeoutError) as exc:
+            cause = _no_host(exc)
+            if cause is not None:
+                raise _NoHost(cause) from None
             raise _Transient(f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}") from None
+
+
+def _no_host(exc: BaseException) -> str | None:
+    """Why the host cannot be reached at all (no name, refused, no route), or None for a dropped/slow link."""
+    reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+    if not isinstance(reason, OSError):
+        return None
+    text = reason.strerror or str(reason)
+    if isinstance(reason, socket.gaierror):
+        return f"name lookup failed: {text}"
+    if isinstance(reason, ConnectionRefusedError):
+        return f"connection refused: {text}"
+    if reason.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
+        return f"no route: {text}"
+    return None
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -436,7 +484,9 @@ def download_window(
     keeps failing raises (after the rest of the run) with the report attached as ``.report``.
     """
     plan = plan_files(symbols, datasets or DEFAULT_DATASETS, timeframes or DEFAULT_TIMEFRAMES, start, end)
-    report = DownloadReport(resolve_base_url(base_url), Path(cache_dir or DEFAULT_CACHE_DIR))
+    from loaders.locations import default_cache_dir
+
+    report = DownloadReport(resolve_base_url(base_url), Path(cache_dir or default_cache_dir()))
     with _Progress(progress, len(plan)) as bar:
         downloader = Downloader(report.base_url, report.cache_dir, retry, on_bytes=bar.advance_bytes)
         results: dict[RemoteFile, FileResult] = {}
@@ -462,7 +512,7 @@ def download_window(
                                 other.cancel()
                             raise
     report.files = [results[f] for f in _final_order(plan, results)]
-    _raise_for(report)
+    _raise_for(report, downloader.unreachable)
     return report
 
 
@@ -483,10 +533,15 @@ def _final_order(plan: list[RemoteFile], results: dict[RemoteFile, FileResult]) 
     return out
 
 
-def _raise_for(report: DownloadReport) -> None:
+def _raise_for(report: DownloadReport, unreachable: str | None = None) -> None:
     bad = report.having("checksum-mismatch")
-    if bad:
-        err: UserError = ChecksumError(_many(bad, "refused (checksum mismatch)"))
+    if unreachable is not None:
+        skipped = len(report.having("not-tried", "failed"))
+        err: UserError = HostUnreachableError(
+            f"{report.base_url} cannot be reached ({unreachable}); {skipped} file(s) not downloaded"
+        )
+    elif bad:
+        err = ChecksumError(_many(bad, "refused (checksum mismatch)"))
     elif report.having("failed"):
         failed = report.having("failed")
         if len(failed) == 1 and failed[0].exc is not None:
@@ -518,6 +573,8 @@ class _Progress:
         self.total = total
         self.progress = None
         self._bytes = 0
+        self._files = 0
+        self._last_line = 0.0
 
     def __enter__(self) -> _Progress:
         if self.enabled:
@@ -540,8 +597,8 @@ class _Progress:
             self.progress.stop()
 
     def advance_bytes(self, n: int) -> None:
+        self._bytes += n
         if self.progress is not None:
-            self._bytes += n
             self.progress.update(self.task, mb=self._bytes / 1e6)
 
     def add_files(self, n: int) -> None:
@@ -550,5 +607,13 @@ class _Progress:
             self.progress.update(self.task, total=self.total)
 
     def advance_file(self, name: str) -> None:
+        self._files += 1
+        if self.enabled and self.progress is None:
+            # Off a terminal: a plain line every few seconds and at the end, so a pipe shows the run is alive.
+            now = time.monotonic()
+            if now - self._last_line >= 5.0 or self._files == self.total:
+                self._last_line = now
+                print(f"data.binance.vision: {self._files}/{self.total} files, {self._bytes / 1e6:.1f} MB",
+                      file=sys.stderr, flush=True)
         if self.progress is not None:
             self.progress.update(self.task, advance=1, description=name)

@@ -24,7 +24,6 @@ import polars as pl
 from loaders.errors import ConflictError, StoreLockedError, UserError
 
 SCHEMA_VERSION = 1
-DEFAULT_DB = Path("data/market.duckdb")
 PRICE_TYPES = ("last", "mark", "index", "spot")
 
 
@@ -96,11 +95,13 @@ REL_TOL = 1e-9
 
 
 def resolve_db_path(explicit: str | os.PathLike[str] | None = None) -> Path:
-    """``--db`` beats ``BACKTEST_DB`` beats ``data/market.duckdb``."""
+    """``--db`` beats ``BACKTEST_DB`` beats ``data/market.duckdb`` of the checkout (``loaders.locations``)."""
+    from loaders.locations import default_db
+
     if explicit:
         return Path(explicit)
     env = os.environ.get("BACKTEST_DB")
-    return Path(env) if env else DEFAULT_DB
+    return Path(env) if env else default_db()
 
 
 class Store:

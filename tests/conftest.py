@@ -39,8 +39,9 @@ def db_path(tmp_path: Path) -> Path:
 
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """Tests never touch the user's store; BACKTEST_ARCHIVE stays as the runner set it."""
+    """Tests never touch the user's store, sweep file or download cache; BACKTEST_ARCHIVE stays as set."""
     monkeypatch.setenv("BACKTEST_DB", str(tmp_path / "env-default.duckdb"))
+    monkeypatch.setenv("BACKTEST_DATA_DIR", str(tmp_path / "data-dir"))
 
 
 @pytest.fixture(autouse=True)

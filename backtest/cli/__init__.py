@@ -46,6 +46,7 @@ HELP = {
     "compare": "Designs x events matrix: who survives which crash without ADL.",
     "calibrate": "Reconstructed vs reported figures for a crash window, with sources.",
     "sweep": "Sweep design (and model) parameters across events; capital frontier per design.",
+    "designs": "List the fund designs and variants with their parameters.",
 }
 
 
@@ -58,6 +59,7 @@ HELP = {
         "compare": ("backtest.cli.compare_cmd", "compare"),
         "calibrate": ("backtest.cli.calibrate_cmd", "calibrate"),
         "sweep": ("backtest.cli.sweep_cmd", "sweep"),
+        "designs": ("backtest.cli.designs_cmd", "designs"),
     },
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110},
 )

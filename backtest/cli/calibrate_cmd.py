@@ -6,7 +6,14 @@ from typing import Any
 
 import click
 
-from backtest.cli.options import archive_option, db_option, events_file_option, format_option, quiet_option
+from backtest.cli.options import (
+    archive_option,
+    db_option,
+    events_file_option,
+    format_option,
+    offline_option,
+    quiet_option,
+)
 
 
 @click.command("calibrate")
@@ -34,6 +41,7 @@ from backtest.cli.options import archive_option, db_option, events_file_option, 
 @events_file_option
 @db_option
 @archive_option
+@offline_option
 @format_option
 @quiet_option
 def calibrate(
@@ -45,13 +53,13 @@ def calibrate(
     events_file: str | None,
     db: str | None,
     archive: str | None,
+    offline: bool,
     fmt: str,
     quiet: bool,
 ) -> None:
     """Reconstructed versus reported figures: liquidations (total, long share), peak timing, OI
     change, funding extreme, insurance-fund change, with each figure's scope, source and confidence
     (docs/CALIBRATION.md)."""
-    import sys
 
     from backtest.calibrate import DEFAULT_ASSET_SHARE, ModelSeries, Shares, compare
     from backtest.calibrate_run import fund_rows, implied_leverage
@@ -77,8 +85,9 @@ def calibrate(
     )
     event = load_catalog(events_file).get(event_id)
     sym_list = check_symbols(event, params.venue, symbols)
-    progress = not quiet and sys.stderr.isatty()
-    inputs = load_inputs(event, params.venue, sym_list, params, db=db, archive=archive, progress=progress)
+    progress = not quiet  # rich bars on a terminal, plain lines on a pipe (backtest.progress_lines)
+    inputs = load_inputs(event, params.venue, sym_list, params, db=db, archive=archive, progress=progress,
+                         allow_download=not offline)
     (result,) = run_event(event, ["none"], inputs, params)
     cal = compare(event, ModelSeries.from_result(result, inputs), shares)
     cal.rows.extend(fund_rows(event, inputs, params))
@@ -113,14 +122,15 @@ def _print_table(event: Any, cal: Any, symbols: list[str]) -> None:
         f"like-for-like = reported x venue_share {cal.shares.venue_share:g} (all-venue figures) "
         f"x asset_share {cal.shares.asset_share:g} (all-asset totals)",
     )
-    for col, just in (("#", "right"), ("figure", "left"), ("metric", "left"), ("reconstructed", "right"),
-                      ("reported", "right"), ("like-for-like", "right"), ("ratio", "right"),
-                      ("conf", "center"), ("verdict", "left")):
+    for col, just in (("#", "right"), ("figure", "left"), ("metric", "left"), ("unit", "left"),
+                      ("reconstructed", "right"), ("reported", "right"), ("like-for-like", "right"),
+                      ("ratio", "right"), ("conf", "center"), ("verdict", "left")):
         t.add_column(col, justify=just, overflow="fold")
     notes = []
     for i, r in enumerate(cal.rows, 1):
         rep = _num(r.reported, r.metric) + (" LB" if r.lower_bound else "")
-        t.add_row(str(i), r.figure, r.metric, _num(r.model, r.metric), rep, _num(r.comparable, r.metric),
+        t.add_row(str(i), r.figure, r.metric, _unit(r), _num(r.model, r.metric), rep,
+                  _num(r.comparable, r.metric),
                   "-" if r.ratio is None else f"{r.ratio:.2f}", r.confidence,
                   r.verdict + ("" if r.scored else " [not scored]"))
         notes.append(f"{i}. {r.figure}: {r.scope} | measured {r.interval} | {r.scale} | {r.source}")
@@ -132,9 +142,27 @@ def _print_table(event: Any, cal: Any, symbols: list[str]) -> None:
         console.print(line, soft_wrap=True, highlight=False, markup=False)
 
 
+#: What the numbers of each row are in (the "ratio" column holds model / like-for-like only).
+UNITS = {
+    "liquidations": "USD",
+    "long_share": "share of liquidations",
+    "oi_change": "OI change (fraction)",
+    "funding_extreme": "% per 8h settlement",
+    "peak_time": "hours vs catalog peak",
+}
+
+
+def _unit(r: Any) -> str:
+    if r.metric == "fund_change":
+        return f"{r.unit} (change)"
+    return UNITS.get(r.metric, r.unit)
+
+
 def _num(v: float | None, metric: str) -> str:
     if v is None:
         return "-"
+    if metric == "peak_time":
+        return f"{v:+.1f} h"
     if metric == "liquidations":
         return f"{v / 1e9:.3f}B" if abs(v) >= 1e8 else f"{v / 1e6:.1f}M"
     if metric == "funding_extreme":

@@ -25,8 +25,9 @@ def _csv(value: str | None) -> list[str] | None:
               help=f"Comma-separated datasets.  [default: {_DATASETS}]")
 @click.option("--timeframes", default=None, metavar="LIST",
               help="Comma-separated candle timeframes.  [default: 1m,1h]")
-@click.option("--cache-dir", type=click.Path(file_okay=False), default="data/cache/binance-vision",
-              show_default=True, help="Where downloaded files are kept (mirrors the site's paths).")
+@click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
+              help="Where downloaded files are kept (mirrors the site's paths).  "
+              "[default: data/cache/binance-vision of the checkout]")
 @click.option("--base-url", default=None, envvar="BACKTEST_BINANCE_VISION_URL", show_envvar=True,
               help="Site to download from.  [default: https://data.binance.vision/]")
 @click.option("--retries", type=click.IntRange(1, 20), default=5, show_default=True,
@@ -37,7 +38,7 @@ def _csv(value: str | None) -> list[str] | None:
 @events_file_option
 @quiet_option
 def download(event_id: str, symbols: str | None, datasets: str | None, timeframes: str | None,
-             cache_dir: str, base_url: str | None, retries: int, backoff: float, db: str | None,
+             cache_dir: str | None, base_url: str | None, retries: int, backoff: float, db: str | None,
              events_file: str | None, quiet: bool) -> None:
     """Download a window's Binance public-data files, verify checksums, import them.
 
@@ -47,7 +48,7 @@ def download(event_id: str, symbols: str | None, datasets: str | None, timeframe
     are listed and skipped. Re-running resumes: verified files in the cache are not fetched again.
     """
     from backtest.events import load_catalog
-    from loaders.binance_vision import RetryPolicy, download_window
+    from loaders.binance_vision import HostUnreachableError, RetryPolicy, download_window
     from loaders.errors import UserError
     from loaders.store import Store
 
@@ -67,6 +68,11 @@ def download(event_id: str, symbols: str | None, datasets: str | None, timeframe
             if partial is not None:
                 for line in partial.summary_lines():
                     click.echo(line)
+            if isinstance(exc, HostUnreachableError):
+                raise HostUnreachableError(
+                    f"{exc}: connect to the internet, or import the recorded archive with `backtest data "
+                    "import DIR` (or pass --archive DIR to run)"
+                ) from exc
             raise
     for line in report.summary_lines():
         click.echo(line)

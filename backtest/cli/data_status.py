@@ -12,8 +12,9 @@ from backtest.cli.options import db_option, events_file_option, format_option
 #: What a window needs (table, type as shown, name in messages); as ``backtest.ensure`` judges it.
 REQUIRED = (("candles", "last", "last-price candles"), ("candles", "mark", "mark candles"),
             ("funding", "funding", "funding"))
-#: Coverage states: stored but with no row in the window; not in the store at all.
-ABSENT, NOT_STORED = "absent", "not in store"
+#: Coverage states: stored but with no row in the window; not in the store at all; a finer candle series
+#: (recorded on crash days only, by design) with no recorded day in the window.
+ABSENT, NOT_STORED, NOT_RECORDED = "absent", "not in store", "no recorded day"
 
 
 @click.command("status")
@@ -101,11 +102,15 @@ def dataset_status(store, event=None) -> list[dict[str, Any]]:  # noqa: ANN001 -
         if step is None:  # event-like series (liquidations, fund snapshots): no grid to expect
             g["coverage"] = {"present": ts.len(), "expected": None, "gaps": None, "largest_gap": None}
             continue
+        if g["table"] == "candles" and _has_coarser(g, groups):
+            g["coverage"] = _recorded_days_coverage(ts, step, start, end)
+            continue
         # Funding settles on its own schedule (BitMEX 04/12/20 UTC): anchor the grid on the series.
         anchor = g["first"] if g["table"] == "funding" else datetime(1970, 1, 1)
         cov = coverage(ts, step, start, end, anchor=anchor)
         g["coverage"] = {"expected": cov.expected, "present": cov.present, "gaps": cov.gaps,
-                         "largest_gap": cov.largest_gap, "off_grid": cov.off_grid, "state": _state(cov)}
+                         "largest_gap": cov.largest_gap, "off_grid": cov.off_grid, "state": _state(cov),
+                         "scope": "window"}
     # A dataset the window needs but the store lacks altogether gets its own row, said plainly.
     for venue in event.venues:
         for symbol in event.symbols:
@@ -118,6 +123,41 @@ def dataset_status(store, event=None) -> list[dict[str, Any]]:  # noqa: ANN001 -
                                                  "largest_gap": None, "state": NOT_STORED}))
     picked.sort(key=lambda g: (g["venue"], g["symbol"]))  # stable: table order within a symbol
     return [_public(g) for g in picked]
+
+
+def _has_coarser(g: dict[str, Any], groups: list[dict[str, Any]]) -> bool:
+    """Whether a coarser candle series of the same venue/symbol/type exists: then this finer one is a
+    supplement the window loader uses only where it was recorded (1m on crash days), not a requirement."""
+    from loaders.coverage import TIMEFRAMES
+
+    mine = TIMEFRAMES.get(g["timeframe"])
+    key = (g["venue"], g["symbol"], g["type"])
+    return mine is not None and any(
+        o["table"] == "candles" and (o["venue"], o["symbol"], o["type"]) == key
+        and TIMEFRAMES.get(o["timeframe"], mine) > mine for o in groups)
+
+
+def _recorded_days_coverage(ts, step: timedelta, start: datetime, end: datetime) -> dict[str, Any]:  # noqa: ANN001
+    """Coverage of a supplement series over the UTC days it was recorded on inside [start, end): a 1m
+    series that exists only on two crash days is complete when those days are, not "66,240 expected"."""
+    from loaders.coverage import coverage
+
+    days = sorted({t.date() for t in ts.to_list()})
+    expected = present = gaps = off_grid = 0
+    largest = timedelta(0)
+    for d in days:
+        lo = max(start, datetime(d.year, d.month, d.day))
+        hi = min(end, lo.replace(hour=0, minute=0) + timedelta(days=1))
+        cov = coverage(ts.filter((ts >= lo) & (ts < hi)), step, lo, hi, anchor=datetime(1970, 1, 1))
+        expected += cov.expected
+        present += cov.present
+        gaps += cov.gaps
+        off_grid += cov.off_grid
+        largest = max(largest, cov.largest_gap)
+    state = NOT_RECORDED if not days else "complete" if present == expected else "gaps"
+    return {"expected": expected, "present": present, "gaps": gaps, "largest_gap": largest,
+            "off_grid": off_grid, "state": state, "scope": "recorded_days",
+            "recorded_days": [d.isoformat() for d in days]}
 
 
 def _state(cov) -> str:  # noqa: ANN001 - loaders.coverage.Coverage (lazy)
@@ -171,11 +211,12 @@ def _print_table(rows: list[dict[str, Any]], db: str, event) -> None:  # noqa: A
     if event is not None:
         title += f" — {event.id}: coverage of [{event.load_start:%Y-%m-%d %H:%M}, {event.end:%Y-%m-%d %H:%M})"
     table = Table(title=title, title_justify="left")
-    cols = ["venue", "symbol", "type", "tf", "first ts", "last ts", "rows"]
+    cols = ["venue", "symbol", "type", "tf", "first ts", "last ts", "rows (all time)"]
     if event is not None:
-        cols += ["expected", "present", "gaps", "largest gap"]
+        cols += ["measured over", "expected", "present", "gaps", "largest gap"]
+    right = ("rows (all time)", "expected", "present", "gaps")
     for c in cols:
-        table.add_column(c, justify="right" if c in ("rows", "expected", "present", "gaps") else "left")
+        table.add_column(c, justify="right" if c in right else "left")
     if not rows:
         console.print(f"{db}: the store holds no market data (import some with `backtest data import`)")
         return
@@ -189,15 +230,29 @@ def _print_table(rows: list[dict[str, Any]], db: str, event) -> None:  # noqa: A
             present = cov.get("present")
             state = cov.get("state")
             style = "" if exp is None or present == exp else "[yellow]"
-            if state in (ABSENT, NOT_STORED):
+            days = cov.get("recorded_days")
+            if cov.get("scope") == "recorded_days":
+                n = len(days or [])
+                scope = (f"{n} recorded day{'s' if n != 1 else ''} (by design)" if n
+                         else "recorded days only (none here)")
+            else:
+                scope = "window"
+            if state == NOT_RECORDED:
+                gaps, largest = "none recorded", "-"
+                style = ""
+            elif state in (ABSENT, NOT_STORED):
                 gaps, largest = f"[yellow]{state}", "whole window"
             else:
                 gaps = "-" if cov.get("gaps") is None else str(cov["gaps"])
                 largest = "-" if cov.get("largest_gap") is None else format_duration(cov["largest_gap"])
-            cells += ["-" if exp is None else f"{exp:,}", "-" if present is None else f"{style}{present:,}",
-                      gaps, largest]
+            cells += [scope, "-" if exp is None else f"{exp:,}",
+                      "-" if present is None else f"{style}{present:,}", gaps, largest]
         table.add_row(*cells)
     console.print(table)
+    if event is not None and any((r.get("coverage") or {}).get("scope") == "recorded_days" for r in rows):
+        console.print("Finer candles (1m, 15m) are recorded only on some days by design; the window uses "
+                      "them there and the coarser series elsewhere, so they are measured over their recorded "
+                      "days.", soft_wrap=True, highlight=False)
     if event is not None:
         absent = absent_required(event, rows)
         if absent:

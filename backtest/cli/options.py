@@ -11,7 +11,7 @@ db_option = click.option(
     default=None,
     envvar="BACKTEST_DB",
     show_envvar=True,
-    help="DuckDB store file.  [default: data/market.duckdb]",
+    help="DuckDB store file.  [default: data/market.duckdb of the checkout, whatever the current folder]",
 )
 archive_option = click.option(
     "--archive",
@@ -40,3 +40,12 @@ format_option = click.option(
     help="Output format.",
 )
 quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress display.")
+offline_option = click.option(
+    "--offline",
+    "offline",
+    is_flag=True,
+    default=False,
+    envvar="BACKTEST_OFFLINE",
+    show_envvar=True,
+    help="Never download: fill a missing window from the archive only, else fail saying what to do.",
+)

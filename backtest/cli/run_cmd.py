@@ -11,7 +11,14 @@ from typing import Any
 
 import click
 
-from backtest.cli.options import archive_option, db_option, events_file_option, format_option, quiet_option
+from backtest.cli.options import (
+    archive_option,
+    db_option,
+    events_file_option,
+    format_option,
+    offline_option,
+    quiet_option,
+)
 
 DEFAULT_RISK_FREE = 0.04  # = backtest.metrics.DEFAULT_RISK_FREE (not imported: --help stays light)
 
@@ -67,6 +74,7 @@ def design_options(f: Any) -> Any:
             events_file_option,
             db_option,
             archive_option,
+            offline_option,
             format_option,
             quiet_option,
         ]
@@ -150,9 +158,13 @@ class RunProgress:
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
         self._p: Any = None
+        self.plain = False
 
     def __enter__(self) -> RunProgress:
-        if self.enabled:
+        from backtest.progress_lines import stderr_is_terminal
+
+        self.plain = self.enabled and not stderr_is_terminal()
+        if self.enabled and not self.plain:
             from rich.console import Console
             from rich.progress import (
                 BarColumn,
@@ -182,6 +194,18 @@ class RunProgress:
 
     def task(self, name: str, total: int) -> Any:
         """A callable ``step(label)``: finishes the previous step and shows ``label`` as running."""
+        if self.plain:
+            import time
+
+            from backtest.progress_lines import line
+
+            t0, count = time.perf_counter(), {"n": 0}
+
+            def plain(label: str) -> None:
+                count["n"] += 1
+                line(f"{name} [{count['n']}/{total}] {label} ({time.perf_counter() - t0:.1f} s)")
+
+            return plain
         if self._p is None:
             return lambda _label: None
         tid = self._p.add_task(name, total=total)
@@ -210,6 +234,7 @@ def run_one_event(
     db: str | None,
     archive: str | None,
     progress: bool,
+    offline: bool = False,
 ) -> tuple[list[Any], list[Any]]:
     """Fill/load the window, replay every design (warm-up shared), add the fund metrics."""
     from backtest.engine.api import load_inputs, run_event
@@ -217,7 +242,8 @@ def run_one_event(
     from backtest.finite import check_results
     from backtest.metrics import add_fund_metrics
 
-    ensure_window(db, event, setup.venue, sym_list, archive=archive, progress=progress)
+    ensure_window(db, event, setup.venue, sym_list, archive=archive, progress=progress,
+                  allow_download=not offline)
     extra = 2 if setup.params.price_path == "endogenous" else 0
     with RunProgress(progress) as prog:
         step = prog.task(event.id, len(sym_list) + 1 + extra + len(setup.specs))
@@ -232,7 +258,7 @@ def run_one_event(
     return inputs, results
 
 
-PATH_OPTIONS = ("db", "archive", "quiet", "fmt", "out", "events_file")
+PATH_OPTIONS = ("db", "archive", "offline", "quiet", "verbose", "fmt", "out", "events_file")
 
 
 def command_line(ctx: click.Context) -> str:
@@ -244,6 +270,14 @@ def command_line(ctx: click.Context) -> str:
         if not isinstance(p, click.Option) or p.name in PATH_OPTIONS:
             continue
         value = ctx.params.get(p.name)
+        if p.is_flag and p.secondary_opts:  # --x/--no-x: name the side that was chosen
+            if value != p.default:
+                parts.append(p.opts[0] if value else p.secondary_opts[0])
+            continue
+        if p.is_flag:  # a plain flag takes no value: present when set, absent otherwise
+            if value:
+                parts.append(p.opts[0])
+            continue
         if value is None or value == p.default or value == ():
             continue
         for v in value if p.multiple else [value]:
@@ -270,6 +304,7 @@ def run(
     events_file: str | None,
     db: str | None,
     archive: str | None,
+    offline: bool,
     fmt: str,
     quiet: bool,
 ) -> None:
@@ -284,7 +319,6 @@ def run(
       backtest run --event oct2025 --symbols BTCUSDT --set impact_y=0.5 --format json
     """
     import contextlib
-    import sys
 
     from backtest.events import load_catalog
 
@@ -292,19 +326,24 @@ def run(
     event = load_catalog(events_file).get(event_id)
     setup = parse_setup(designs, config, sets, venue, price_path, risk_free)
     sym_list = check_symbols(event, venue, symbols)
-    progress = not quiet and sys.stderr.isatty()
+    progress = not quiet  # rich bars on a terminal, plain lines on a pipe (backtest.progress_lines)
     with contextlib.ExitStack() as stack:
         stage = None
         if out is not None:
             from backtest.report.html import staged_output
 
             stage = stack.enter_context(staged_output(out))
-        inputs, results = run_one_event(event, setup, sym_list, db=db, archive=archive, progress=progress)
+        inputs, results = run_one_event(event, setup, sym_list, db=db, archive=archive, progress=progress,
+                                        offline=offline)
+        from backtest.calibration_check import window_warnings
+
+        warnings = window_warnings(event, results, inputs, setup.params)
         if stage is not None:
             from backtest.report.html import EventSection, write_report
             from backtest.report.plots import window_prices
 
-            section = EventSection(event, results, window_prices(inputs), venue, setup.params, risk_free)
+            section = EventSection(event, results, window_prices(inputs), venue, setup.params, risk_free,
+                                   notes=list(warnings))
             write_report(stage, [section], title=f"Insurance-fund designs in {event.id}: {event.title}",
                          command=command_line(ctx))
     if fmt == "json":
@@ -313,6 +352,8 @@ def run(
         click.echo(dumps([r.to_json_dict() for r in results], indent=2))
     else:
         print_tables(event, venue, sym_list, setup, results)
+    for line in warnings:
+        click.echo(line, err=True)
     if out is not None and not quiet:
         click.echo(f"report: {out}/report.html, table: {out}/results.parquet", err=True)
 
@@ -320,7 +361,7 @@ def run(
 def print_tables(
     event: Any, venue: str, sym_list: list[str], setup: Setup, results: list[Any], per_symbol: bool = True
 ) -> None:
-    from backtest.cli.console import stdout_console
+    from backtest.cli.console import print_table, stdout_console
     from backtest.report.tables import comparison_table, money
 
     console = stdout_console()
@@ -328,12 +369,13 @@ def print_tables(
         f"{event.id}: {event.title} ({venue}, {', '.join(sym_list)}, {setup.params.price_path}; "
         f"window {event.start:%Y-%m-%d %H:%M} → {event.end:%Y-%m-%d %H:%M} UTC)"
     )
-    console.print(comparison_table(results, title))
+    print_table(console, comparison_table(results, title))
     for r in results if per_symbol else ():
         for sym, f in r.per_symbol.items():
             console.print(
                 f"{r.record['design']} {sym}: liq long {money(f['liq_long_usd'])}, short "
                 f"{money(f['liq_short_usd'])}, bad debt {money(f['bad_debt_usd'])}, ADL "
                 f"{money(f['adl_notional_usd'])}, OI {money(f['oi_start_usd'])} -> min "
-                f"{money(f['oi_min_usd'])}"
+                f"{money(f['oi_min_usd'])}",
+                highlight=False,
             )

@@ -7,7 +7,14 @@ from typing import Any
 
 import click
 
-from backtest.cli.options import archive_option, db_option, events_file_option, format_option, quiet_option
+from backtest.cli.options import (
+    archive_option,
+    db_option,
+    events_file_option,
+    format_option,
+    offline_option,
+    quiet_option,
+)
 
 
 @click.command("sweep")
@@ -61,7 +68,7 @@ from backtest.cli.options import archive_option, db_option, events_file_option, 
     "out",
     type=click.Path(dir_okay=False),
     default=None,
-    help="DuckDB file of sweep results.  [default: data/sweeps.duckdb]",
+    help="DuckDB file of sweep results.  [default: data/sweeps.duckdb of the checkout]",
 )
 @click.option(
     "--report",
@@ -99,6 +106,7 @@ from backtest.cli.options import archive_option, db_option, events_file_option, 
 @events_file_option
 @db_option
 @archive_option
+@offline_option
 @format_option
 @quiet_option
 @click.pass_context
@@ -125,6 +133,7 @@ def sweep(
     events_file: str | None,
     db: str | None,
     archive: str | None,
+    offline: bool,
     fmt: str,
     quiet: bool,
 ) -> None:
@@ -140,7 +149,6 @@ def sweep(
       backtest sweep --design static --grid static.capital_usd=1e6:1e9:log --sample 50 --seed 7
     """
     import math
-    import sys
 
     from backtest.events import load_catalog
     from backtest.sweep.executors import make_executor
@@ -189,7 +197,7 @@ def sweep(
     keys = _frontier_keys(frontier_keys, design_list)
     sweep_id = name or spec.default_id()
     n_workers = workers if workers is not None else (os.cpu_count() or 1)
-    progress = not quiet and sys.stderr.isatty()
+    progress = not quiet  # rich bars on a terminal, plain lines on a pipe (backtest.progress_lines)
 
     from pathlib import Path
 
@@ -209,7 +217,8 @@ def sweep(
                 if any((ev.id, d, p.params_hash, seed) not in done for d, p, _ in plan.items)
             ]
             need = chosen if refine else todo_events
-            payloads = load_payloads(need, plan, db=db, archive=archive, progress=progress)
+            payloads = load_payloads(need, plan, db=db, archive=archive, progress=progress,
+                                     allow_download=not offline)
             tasks = make_tasks(plan, payloads, done, batch)
             skipped = len(plan.items) * len(chosen) - sum(len(t.points) for t in tasks)
             try:
@@ -225,14 +234,28 @@ def sweep(
     finally:
         ex.close()
     if not quiet:
-        rate = stats.evaluations / stats.seconds * 60.0 if stats.seconds > 0 else 0.0
-        click.echo(
-            f"sweep {sweep_id}: {stats.evaluations} evaluations ({_methods(stats.methods)}) in "
-            f"{stats.seconds:.1f} s ({rate:,.0f}/min, {executor} x{n_workers}); {stats.stored} rows "
-            f"stored, {skipped} already done; table {out or 'data/sweeps.duckdb'}",
-            err=True,
-        )
-    fronts = _frontiers(frame, keys, plan, payloads if refine else None)
+        table = store.path
+        if not grids:
+            click.echo(
+                "no --grid: one point per design and event, at its configured parameters (add "
+                "--grid DESIGN.PARAM=START:STOP:logN for a frontier)",
+                err=True,
+            )
+        if stats.evaluations == 0:
+            click.echo(
+                f"sweep {sweep_id}: nothing to evaluate, all {skipped} point(s) already stored in {table} "
+                "(shown below)",
+                err=True,
+            )
+        else:
+            rate = stats.evaluations / stats.seconds * 60.0 if stats.seconds > 0 else 0.0
+            click.echo(
+                f"sweep {sweep_id}: {stats.evaluations} evaluations ({_methods(stats.methods)}) in "
+                f"{stats.seconds:.1f} s ({rate:,.0f}/min, {executor} x{n_workers}); {stats.stored} rows "
+                f"stored, {skipped} already done; table {table}",
+                err=True,
+            )
+    fronts, points = _frontiers(frame, keys, plan, payloads if refine else None)
     if fmt == "json":
         from backtest.finite import dumps
         from backtest.sweep.frontier import table_rows
@@ -242,30 +265,40 @@ def sweep(
                 {
                     "sweep_id": sweep_id,
                     "frontier": table_rows(fronts) if fronts else None,
+                    "single_points": points,
                     "rows": frame.to_dicts(),
                 },
                 indent=2,
             )
         )
-    elif fronts:
-        from backtest.cli.console import stdout_console
-        from backtest.sweep.frontier import rich_table
+    else:
+        from backtest.cli.console import print_table, stdout_console
+        from backtest.sweep.frontier import POINTS_TITLE, notes, points_table, rich_table
 
         console = stdout_console()
-        console.print(rich_table(fronts, f"ADL-free frontier, sweep {sweep_id} ({venue})"))
-    if report is not None and fronts:
+        if fronts:
+            print_table(console, rich_table(fronts, f"ADL-free frontier, sweep {sweep_id} ({venue})"), keep=3)
+            for line in notes(fronts):
+                console.print(line, soft_wrap=True, highlight=False)
+        if points:
+            print_table(console, points_table(points, POINTS_TITLE), keep=2)
+    if report is not None and (fronts or points):
         from backtest.cli.run_cmd import command_line
         from backtest.sweep.frontier import write_report
 
         path = write_report(
-            report, fronts, frame, title=f"Sweep {sweep_id}: ADL-free frontiers", command=command_line(ctx)
+            report, fronts, frame, title=f"Sweep {sweep_id}: ADL-free frontiers", command=command_line(ctx),
+            points=points,
         )
         if not quiet:
             click.echo(f"report: {path}", err=True)
 
 
 def _methods(m: dict[str, int]) -> str:
-    return ", ".join(f"{v} {k}" for k, v in sorted(m.items())) or "none"
+    """How the evaluations went, in the user's terms (the replay methods are internal)."""
+    from backtest.sweep.runner import method_counts
+
+    return ", ".join(f"{v} {k}" for k, v in method_counts(m).items())
 
 
 def _frontier_keys(items: tuple[str, ...], designs: list[str]) -> dict[str, str]:
@@ -280,26 +313,29 @@ def _frontier_keys(items: tuple[str, ...], designs: list[str]) -> dict[str, str]
     return out
 
 
-def _frontiers(frame: Any, keys: dict[str, str], plan: Any, payloads: Any) -> list[Any]:
-    """Frontiers of the designs with one numeric swept parameter (others: none); refined if payloads given."""
-    from backtest.sweep.frontier import frontiers, swept_key
+def _frontiers(frame: Any, keys: dict[str, str], plan: Any, payloads: Any) -> tuple[list[Any], list[Any]]:
+    """Frontiers of the designs with one numeric swept parameter (refined if payloads given), and the
+    points of the other designs, so no design of the sweep goes unreported."""
+    from backtest.sweep.frontier import frontiers, single_points, swept_key
     from loaders.errors import UserError
 
     if frame.height == 0:
-        return []
-    usable = {}
+        return [], []
+    usable, fixed = {}, []
     for d in dict.fromkeys(frame["design"].to_list()):
         try:
             usable[d] = keys.get(d) or swept_key(frame, d)
         except UserError:
             if d in keys:
                 raise
+            fixed.append(d)
+    points = single_points(frame, fixed)
     if not usable:
-        return []
+        return [], points
     fronts = frontiers(frame.filter(frame["design"].is_in(list(usable))), usable)
     if payloads is not None:
         _refine(fronts, plan, payloads)
-    return fronts
+    return fronts, points
 
 
 def _refine(fronts: list[Any], plan: Any, payloads: Any) -> None:

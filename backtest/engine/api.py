@@ -75,6 +75,7 @@ def load_inputs(
     archive: str | os.PathLike[str] | None = None,
     progress: bool = False,
     ensure: bool = True,
+    allow_download: bool = True,
     on_symbol: Callable[[str], None] | None = None,
 ) -> list[SymbolInputs]:
     """Fill the store if needed (archive first, then download; ``ensure=False``: the caller did), then load
@@ -84,7 +85,8 @@ def load_inputs(
     from loaders.store import Store
 
     if ensure:
-        ensure_window(db, event, venue, list(symbols), archive=archive, progress=progress)
+        ensure_window(db, event, venue, list(symbols), archive=archive, progress=progress,
+                      allow_download=allow_download)
     out = []
     with Store(db, read_only=True) as store:
         for sym in symbols:

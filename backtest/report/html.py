@@ -276,7 +276,8 @@ def _section(s: EventSection, heading: str) -> str:
         "positions closed by auto-deleveraging, haircut = their profit given up; return includes hedge, "
         "funding and yield P&amp;L and counts excess paid out to the venue as kept; "
         "capital cost = start × risk-free rate × window length + premium paid; "
-        "depleted = first claim not paid in full (or value ≈ 0), time in UTC.</p>"
+        "depleted = the fund was empty (value ≈ 0), time in UTC; trigger = the design sent a claim to ADL "
+        "while it still held money (e.g. a drawdown trigger).</p>"
     )
     for note in s.notes:
         parts.append(f'<p class="note">{_e(note)}</p>')
@@ -309,6 +310,14 @@ def _section(s: EventSection, heading: str) -> str:
     return "\n".join(parts)
 
 
+def _toc(sections: Sequence[EventSection], matrix: bool) -> str:
+    """Links to the matrix and to each window's section: a several-window page is many screens tall."""
+    items = ['<li><a href="#designs-x-events">Designs × events</a></li>'] if matrix else []
+    items += [f'<li><a href="#event-{_e(s.event.id)}">{_e(s.event.id)}: {_e(s.event.title)}</a></li>'
+              for s in sections]
+    return f'<nav class="toc" id="contents"><h2>Contents</h2><ul>{"".join(items)}</ul></nav>'
+
+
 def render(sections: Sequence[EventSection], *, title: str, command: str, matrix: bool = False) -> str:
     """The whole page as text."""
     from importlib.metadata import PackageNotFoundError, version
@@ -319,11 +328,14 @@ def render(sections: Sequence[EventSection], *, title: str, command: str, matrix
         ver = "dev"
     body = [f"<h1>{_e(title)}</h1>",
             f'<p class="sub">crash-backtest {_e(ver)} · <code>{_e(command)}</code></p>']
+    if matrix or len(sections) > 1:
+        body.append(_toc(sections, matrix))
     if matrix:
-        body.append("<h2>Designs × events</h2>")
+        body.append('<h2 id="designs-x-events">Designs × events</h2>')
         body.append(matrix_html(sections))
     for s in sections:
-        heading = f"<h2>{_e(s.event.id)}: {_e(s.event.title)}</h2>" if matrix or len(sections) > 1 else ""
+        heading = (f'<h2 id="event-{_e(s.event.id)}">{_e(s.event.id)}: {_e(s.event.title)}</h2>'
+                   if matrix or len(sections) > 1 else "")
         body.append(_section(s, heading))
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'

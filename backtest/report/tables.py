@@ -33,11 +33,16 @@ def pct(x: Any, signed: bool = False) -> str:
 
 
 def depleted(rec: dict[str, Any]) -> str:
-    """'no', or 'yes' and the UTC time of the first shortfall (MM-DD HH:MM)."""
+    """'no', or 'yes' and the UTC time the fund was empty (MM-DD HH:MM); a design's ADL trigger (a claim
+    paid short with money left) reads 'trigger' and its time, never 'yes'."""
+    def when(at: str) -> str:
+        return f" {at[5:10]} {at[11:16]}" if at else ""
+
+    trig = rec.get("adl_trigger_at")
     if not rec.get("depleted"):
-        return "no"
-    at = rec.get("depleted_at") or ""
-    return f"yes {at[5:10]} {at[11:16]}" if at else "yes"
+        return f"no · trigger{when(trig)}" if trig else "no"
+    out = f"yes{when(rec.get('depleted_at') or '')}"
+    return f"{out} (trigger{when(trig)})" if trig and trig < (rec.get("depleted_at") or "") else out
 
 
 def ratio(x: Any) -> str:
@@ -64,7 +69,8 @@ COMPARISON = (
     Column("fund_min_usd", "fund min", _m("fund_min_usd"), "lowest value in the window"),
     Column("fund_end_usd", "fund end", _m("fund_end_usd"), "value at the window end"),
     Column("max_drawdown_pct", "max drawdown", lambda r: pct(r["max_drawdown_pct"]), "fall from a peak"),
-    Column("depleted", "depleted (UTC)", depleted, "first claim not paid in full, or value ~0"),
+    Column("depleted", "depleted (UTC)", depleted,
+           "fund empty (value ~0); 'trigger': the design sent a claim to ADL while it still held money"),
     Column("bad_debt_usd", "bad debt", _m("bad_debt_usd"), "bankrupt positions' deficit"),
     Column("fund_paid_usd", "covered by fund", _m("fund_paid_usd"), "bad debt the fund paid"),
     Column("surplus_usd", "surplus received", _m("surplus_usd"), "liquidation surplus in"),

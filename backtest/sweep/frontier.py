@@ -33,6 +33,16 @@ class EventFrontier:
     start_usd: float | None = None  # at the design's frontier value
     capital_cost_usd: float | None = None
 
+    @property
+    def censored(self) -> str | None:
+        """Where the grid hides the true frontier: "below" when its lowest value already passes (the
+        frontier may be lower), "above" when its highest value still fails; None when bracketed."""
+        if not self.values:
+            return None
+        if self.frontier is None:
+            return "above"
+        return "below" if self.frontier == self.values[0] else None
+
 
 @dataclass
 class DesignFrontier:
@@ -49,6 +59,20 @@ class DesignFrontier:
     def refined(self) -> float | None:
         vals = [e.refined if e.refined is not None else e.frontier for e in self.events.values()]
         return None if not vals or any(v is None for v in vals) else max(vals)  # type: ignore[type-var]
+
+    @property
+    def censored(self) -> str | None:
+        """As ``EventFrontier.censored`` for the design's frontier (the largest over the events)."""
+        evs = list(self.events.values())
+        if any(e.censored == "above" for e in evs):
+            return "above"
+        f = self.frontier
+        at_max = [e for e in evs if e.frontier == f]
+        return "below" if at_max and all(e.censored == "below" for e in at_max) else None
+
+    @property
+    def any_refined(self) -> bool:
+        return any(e.refined is not None for e in self.events.values())
 
     @property
     def capital_cost_usd(self) -> float | None:
@@ -120,6 +144,61 @@ def pts_of(rows: Any, event: str, key: str, value: float) -> tuple[float | None,
     return None, None
 
 
+def single_points(frame: Any, designs: Sequence[str]) -> list[dict[str, Any]]:
+    """The rows of designs that have no single swept number (no frontier): shown as run, never dropped.
+
+    ``parameters`` lists only what varies across the design's rows (empty: one point, its configured values).
+    """
+    out = []
+    for design in designs:
+        rows = frame.filter(frame["design"] == design)
+        params = [json.loads(p) for p in rows["params"].to_list()]
+        varying = sorted({k for p in params for k in p if any(q.get(k) != p[k] for q in params)})
+        for r, p in zip(rows.iter_rows(named=True), params, strict=True):
+            out.append(
+                {
+                    "design": design,
+                    "event": r["event"],
+                    "parameters": ", ".join(f"{k}={p.get(k)}" for k in varying),
+                    "adl_free": bool(r["adl_free"]),
+                    "adl_notional_usd": r["adl_notional_usd"],
+                    "fund_start_usd": r["fund_start_usd"],
+                    "fund_min_usd": r["fund_min_usd"],
+                    "capital_cost_usd": r["capital_cost_usd"],
+                }
+            )
+    return out
+
+
+POINTS_TITLE = "Designs without one swept number (no frontier): their points as run"
+POINT_HEADERS = ("design", "event", "parameters", "ADL-free", "ADL notional", "fund start", "fund minimum",
+                 "capital cost")
+
+
+def _point_cells(r: dict[str, Any]) -> list[str]:
+    return [
+        r["design"],
+        r["event"],
+        r["parameters"] or "as configured",
+        "yes" if r["adl_free"] else "no",
+        _money(r["adl_notional_usd"]),
+        _money(r["fund_start_usd"]),
+        _money(r["fund_min_usd"]),
+        _money(r["capital_cost_usd"]),
+    ]
+
+
+def points_table(points: Sequence[dict[str, Any]], title: str) -> Any:
+    from rich.table import Table
+
+    t = Table(title=title)
+    for c in POINT_HEADERS:
+        t.add_column(c, justify="left" if c in ("design", "event", "parameters") else "right")
+    for r in points:
+        t.add_row(*_point_cells(r))
+    return t
+
+
 def refine(
     first_shortfall: Callable[[float], int | None],
     lo: float,
@@ -154,10 +233,23 @@ def _money(x: float | None) -> str:
     return money(x)
 
 
-def _val(key: str, x: float | None) -> str:
+#: How a censored frontier is written (the grid value it is bounded by follows).
+BOUND = {"below": "≤ ", "above": "> "}
+#: The same, as the Parquet/JSON column ``frontier_censored`` says it.
+CENSORED = {"below": "at_lowest_grid_value", "above": "above_highest_grid_value"}
+
+
+def _num(key: str, x: float) -> str:
+    return _money(x) if key.endswith("_usd") else f"{x:.6g}"
+
+
+def _val(key: str, x: float | None, censored: str | None = None, top: float | None = None) -> str:
+    """The frontier as read: exact, "≤ lowest grid value" or "> highest grid value"."""
+    if censored == "above":
+        return BOUND["above"] + _num(key, top) if top is not None else "not reached"
     if x is None:
         return "not reached"
-    return _money(x) if key.endswith("_usd") else f"{x:.6g}"
+    return BOUND.get(censored or "", "") + _num(key, x)
 
 
 def table_rows(fronts: Sequence[DesignFrontier]) -> list[dict[str, Any]]:
@@ -171,6 +263,8 @@ def table_rows(fronts: Sequence[DesignFrontier]) -> list[dict[str, Any]]:
                     "parameter": d.key,
                     "event": e.event,
                     "frontier": e.frontier,
+                    "frontier_censored": CENSORED.get(e.censored or ""),
+                    "grid_top": e.values[-1] if e.values else None,
                     "refined": e.refined,
                     "max_adl_failing_usd": max(
                         (a for a, f in zip(e.adl_usd, e.adl_free, strict=True) if not f), default=0.0
@@ -185,7 +279,9 @@ def table_rows(fronts: Sequence[DesignFrontier]) -> list[dict[str, Any]]:
                 "parameter": d.key,
                 "event": "ALL",
                 "frontier": d.frontier,
-                "refined": d.refined,
+                "frontier_censored": CENSORED.get(d.censored or ""),
+                "grid_top": max((e.values[-1] for e in d.events.values() if e.values), default=None),
+                "refined": d.refined if d.any_refined else None,
                 "max_adl_failing_usd": None,
                 "start_usd_at_design_frontier": None,
                 "capital_cost_usd_at_design_frontier": d.capital_cost_usd,
@@ -198,20 +294,45 @@ def rich_table(fronts: Sequence[DesignFrontier], title: str) -> Any:
     from rich.table import Table
 
     t = Table(title=title)
-    for c in (
-        "design",
-        "parameter",
-        "event",
-        "frontier (grid)",
-        "refined",
-        "start capital",
-        "capital cost",
-        "ADL below frontier (max)",
-    ):
+    for c in HEADERS:
         t.add_column(c, justify="left" if c in ("design", "parameter", "event") else "right")
     for r in table_rows(fronts):
         t.add_row(*_cells(r))
     return t
+
+
+#: Column headers: the start and cost columns are taken at the DESIGN's frontier (the largest over the
+#: events), not at the row's own event frontier, and the table must say so.
+HEADERS = (
+    "design",
+    "parameter",
+    "event",
+    "frontier (grid)",
+    "refined",
+    "fund start at design frontier",
+    "capital cost at design frontier",
+    "ADL below frontier (max)",
+)
+
+
+def notes(fronts: Sequence[DesignFrontier]) -> list[str]:
+    """One line per censored frontier: what the bound means and how to widen the grid."""
+    out = []
+    for d in fronts:
+        for e in d.events.values():
+            if e.censored == "below":
+                lo = _num(d.key, e.values[0])
+                out.append(
+                    f"{d.design} {e.event}: ≤ {lo}: the lowest grid value already avoids ADL, so the "
+                    f"frontier may be lower; widen --grid {d.design}.{d.key} below {lo}"
+                )
+            elif e.censored == "above":
+                hi = _num(d.key, e.values[-1])
+                out.append(
+                    f"{d.design} {e.event}: > {hi}: ADL even at the highest grid value; widen --grid "
+                    f"{d.design}.{d.key} above {hi}"
+                )
+    return out
 
 
 def plot(d: DesignFrontier) -> bytes:
@@ -244,7 +365,13 @@ def plot(d: DesignFrontier) -> bytes:
 
 
 def write_report(
-    out: str | Path, fronts: Sequence[DesignFrontier], frame: Any, *, title: str, command: str
+    out: str | Path,
+    fronts: Sequence[DesignFrontier],
+    frame: Any,
+    *,
+    title: str,
+    command: str,
+    points: Sequence[dict[str, Any]] = (),
 ) -> Path:
     """``frontier.html`` (self-contained: inline CSS, PNG plots) + ``frontier.parquet`` + ``sweep.parquet``,
     written to a staging directory and moved into place only when complete."""
@@ -255,11 +382,14 @@ def write_report(
     with staged_output(out) as stage:
         pl.DataFrame(table_rows(fronts), infer_schema_length=None).write_parquet(stage / "frontier.parquet")
         frame.write_parquet(stage / "sweep.parquet")
-        (stage / "frontier.html").write_text(render(fronts, title=title, command=command), encoding="utf-8")
+        page = render(fronts, title=title, command=command, points=points)
+        (stage / "frontier.html").write_text(page, encoding="utf-8")
     return Path(out) / "frontier.html"
 
 
-def render(fronts: Sequence[DesignFrontier], *, title: str, command: str) -> str:
+def render(
+    fronts: Sequence[DesignFrontier], *, title: str, command: str, points: Sequence[dict[str, Any]] = ()
+) -> str:
     e = html.escape
     parts = [
         f"<!doctype html><html><head><meta charset='utf-8'><title>{e(title)}</title><style>"
@@ -272,9 +402,10 @@ def render(fronts: Sequence[DesignFrontier], *, title: str, command: str) -> str
         "claim in full (no ADL) in the event; the design's frontier is the largest over the events. "
         "<em>Refined</em>: bisection between grid values on the fast path (assumes a monotone response "
         "there). Capital cost: start capital × risk-free rate × window length at the design's frontier."
-        "</p><table id='frontier'><tr><th>design</th><th>parameter</th><th>event</th><th>frontier "
-        "(grid)</th><th>refined</th><th>start capital</th><th>capital cost</th><th>ADL below frontier "
-        "(max)</th></tr>",
+        " ≤ x: the lowest grid value x already avoids ADL (the frontier may be lower); > x: ADL even at "
+        "the highest grid value x.</p><table id='frontier'><tr>"
+        + "".join(f"<th>{e(h)}</th>" for h in HEADERS)
+        + "</tr>",
     ]
     for r in table_rows(fronts):
         cells = _cells(r)
@@ -285,6 +416,17 @@ def render(fronts: Sequence[DesignFrontier], *, title: str, command: str) -> str
             + "</tr>"
         )
     parts.append("</table>")
+    hints = notes(fronts)
+    if hints:
+        parts.append("<ul class='notes'>" + "".join(f"<li>{e(h)}</li>" for h in hints) + "</ul>")
+    if points:
+        parts.append(
+            f"<h2>{e(POINTS_TITLE)}</h2><table id='points'><tr>"
+            + "".join(f"<th>{e(h)}</th>" for h in POINT_HEADERS)
+            + "</tr>"
+            + "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in _point_cells(r)) + "</tr>" for r in points)
+            + "</table>"
+        )
     for d in fronts:
         png = base64.b64encode(plot(d)).decode()
         parts.append(
@@ -295,14 +437,18 @@ def render(fronts: Sequence[DesignFrontier], *, title: str, command: str) -> str
     return "\n".join(parts)
 
 
+_UNCENSOR = {v: k for k, v in CENSORED.items()}
+
+
 def _cells(r: dict) -> list[str]:
     """One frontier row as display strings (shared by the terminal and the HTML table)."""
     return [
         r["design"],
         r["parameter"],
         r["event"],
-        _val(r["parameter"], r["frontier"]),
-        "" if r["refined"] is None else _val(r["parameter"], r["refined"]),
+        _val(r["parameter"], r["frontier"], _UNCENSOR.get(r["frontier_censored"]), r["grid_top"]),
+        "" if r["refined"] is None else _val(r["parameter"], r["refined"],
+                                              _UNCENSOR.get(r["frontier_censored"]), r["grid_top"]),
         _money(r["start_usd_at_design_frontier"]) if r["event"] != "ALL" else "",
         _money(r["capital_cost_usd_at_design_frontier"]),
         "" if r["max_adl_failing_usd"] is None else _money(r["max_adl_failing_usd"]),

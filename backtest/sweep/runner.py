@@ -140,6 +140,7 @@ def load_payloads(
     archive: Any,
     progress: bool,
     on_event: Callable[[str], None] | None = None,
+    allow_download: bool = True,
 ) -> dict[tuple[str, str], EventPayload]:
     """Read each event's windows once; arrays per model parameter set. Key: (event id, model key)."""
     from backtest.engine.inputs import catalog_oi_level, from_window
@@ -153,7 +154,7 @@ def load_payloads(
         if on_event is not None:
             on_event(ev.id)
         syms = list(ev.symbols)
-        ensure_window(db, ev, venue, syms, archive=archive, progress=progress)
+        ensure_window(db, ev, venue, syms, archive=archive, progress=progress, allow_download=allow_download)
         with Store(db, read_only=True) as store:
             wins = [load_window(store, ev, venue, s) for s in syms]
         for mk, params in plan.model_sets.items():
@@ -182,6 +183,27 @@ def make_tasks(
                 Task(pay.key, ev, design, tuple(pts[i : i + batch]), plan.spec.seed, plan.spec.risk_free)
             )
     return tasks
+
+
+#: What each evaluation method means to a user: "resumed" (a replay restarted from a checkpoint) is an
+#: internal term that reads like resuming an interrupted sweep, so it never appears in user text.
+METHOD_WORDS = {
+    "fast": "paid in full without a replay",
+    "resumed": "replayed from the first claim paid short",
+    "replay": "replayed from the first claim paid short",
+}
+
+
+def method_counts(methods: dict[str, int]) -> dict[str, int]:
+    """Evaluation counts keyed by user wording, in a fixed order."""
+    out: dict[str, int] = {}
+    for k in ("fast", "resumed", "replay"):
+        if methods.get(k):
+            out[METHOD_WORDS[k]] = out.get(METHOD_WORDS[k], 0) + methods[k]
+    for k, v in methods.items():
+        if k not in METHOD_WORDS:
+            out[k] = out.get(k, 0) + v
+    return out
 
 
 @dataclass
@@ -226,9 +248,16 @@ class _Progress:
     def __init__(self, enabled: bool, total: int) -> None:
         self.enabled, self.total = enabled, total
         self._p: Any = None
+        self._plain: Any = None
+        self._done = 0
+        self._t0 = time.perf_counter()
 
     def __enter__(self) -> _Progress:
-        if self.enabled:
+        from backtest.progress_lines import Throttled, stderr_is_terminal
+
+        if self.enabled and not stderr_is_terminal():
+            self._plain = Throttled()
+        elif self.enabled:
             from rich.console import Console
             from rich.progress import (
                 BarColumn,
@@ -254,8 +283,14 @@ class _Progress:
         return self
 
     def advance(self, n: int, methods: dict[str, int]) -> None:
+        self._done += n
+        if self._plain is not None:
+            s = time.perf_counter() - self._t0
+            eta = s / self._done * (self.total - self._done) if self._done else 0.0
+            text = f"sweep: {self._done}/{self.total} evaluations, {s:.0f} s, ETA {eta:.0f} s"
+            (self._plain.finish if self._done >= self.total else self._plain.update)(text)
         if self._p is not None:
-            desc = "sweep " + " ".join(f"{k}={v}" for k, v in sorted(methods.items()))
+            desc = "sweep: " + ", ".join(f"{v} {k}" for k, v in method_counts(methods).items())
             self._p.update(self._tid, advance=n, description=desc)
 
     def __exit__(self, *exc: object) -> None:

@@ -17,7 +17,6 @@ from typing import Any
 from backtest.sweep.tasks import ROW_METRICS
 from loaders.errors import StoreLockedError, UserError
 
-DEFAULT_PATH = Path("data") / "sweeps.duckdb"
 KEY = ("sweep_id", "event", "design", "params_hash", "seed")
 COLUMNS: tuple[tuple[str, str], ...] = (
     ("sweep_id", "VARCHAR"),
@@ -44,7 +43,9 @@ class SweepStore:
     def __init__(self, path: str | os.PathLike[str] | None = None, *, read_only: bool = False) -> None:
         import duckdb
 
-        self.path = Path(path) if path is not None else DEFAULT_PATH
+        from loaders.locations import default_sweeps
+
+        self.path = Path(path) if path is not None else default_sweeps()
         if read_only and not self.path.exists():
             raise UserError(f"{self.path}: no sweep results file")
         if not read_only:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -19,6 +20,7 @@ from backtest.calibrate import (
     compare,
     error_terms,
     fund_change,
+    interval_for,
     scope_of,
 )
 from backtest.events import Event, Reported
@@ -125,7 +127,8 @@ def test_oi_change_before_after_and_peak_timing() -> None:
     assert rows["oi"].model == pytest.approx(-0.4)
     assert rows["oi"].reported == pytest.approx(-0.25)
     assert rows["oi"].error == pytest.approx(np.log(0.6 / 0.75))
-    assert rows["peak"].ratio == pytest.approx(1.0)
+    assert rows["peak"].model == pytest.approx(1.0)  # hours after the catalog peak: not a ratio
+    assert rows["peak"].ratio is None and rows["peak"].unit.startswith("hours")
     assert rows["f"].model == pytest.approx(-0.002) and not rows["f"].scored
     assert set(error_terms(cal)) == {"test.oi", "test.peak"}
 
@@ -445,3 +448,31 @@ def test_an_all_venue_total_is_not_scored_where_a_binance_total_covers_the_same_
     assert "not scored: Binance-only binance" in rows["total"].verdict
     assert rows["later"].scored  # no Binance figure for that span
     assert set(error_terms(compare(ev, m, Shares(0.2, 0.5)))) == {"test.binance", "test.later", "test.peak"}
+
+
+def test_a_figure_over_a_few_minutes_is_measured_over_them() -> None:
+    """The Hyperliquid total covers 21:15-21:27 (its scope says so): not the 24 h ending 21:27."""
+    from backtest.events import load_catalog
+
+    ev = load_catalog().get("oct2025")
+    start, end, why = interval_for(ev, "liquidations_hyperliquid", ev.reported["liquidations_hyperliquid"])
+    assert (start, end) == (datetime(2025, 10, 10, 21, 15), datetime(2025, 10, 10, 21, 27))
+    assert "21:15 -> 21:27" in why
+
+
+def test_calibrate_table_has_a_unit_column_and_no_hours_in_the_ratio_column(capsys) -> None:
+    from backtest.cli.calibrate_cmd import _print_table
+
+    oi = [100.0] * 48
+    liq = [0.0] * 25 + [5.0] + [0.0] * 22  # model peak 1 h after the catalog peak
+    cal = compare(event(total=rep("total", "liquidations", 50.0, "Binance only, 24h")),
+                  series(liq, [0.0] * 48, oi), Shares(0.2))
+    _print_table(SimpleNamespace(id="test", title="t"), cal, ["BTCUSDT"])
+    out = capsys.readouterr().out
+    header = next(line for line in out.splitlines() if "reconstructed" in line)
+    assert "unit" in header and "ratio" in header
+    peak = next(line for line in out.splitlines() if "peak_time" in line)
+    cells = [c.strip() for c in peak.split("│")[1:-1]]
+    assert cells[3] == "hours vs catalog peak" and cells[4] == "+1.0 h" and cells[7] == "-"
+    total = next(line for line in out.splitlines() if "liquidations" in line and "total" in line)
+    assert [c.strip() for c in total.split("│")[1:-1]][3] == "USD"

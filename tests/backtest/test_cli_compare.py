@@ -57,13 +57,22 @@ def test_matrix_table_json_and_report(two_event_db, tmp_path, capsys):
     out = tmp_path / "rep"
     code, stdout, err = run_cli([*base, "--out", str(out)], capsys)
     assert code == 0, err
-    assert "Designs × events" in stdout
+    assert stdout.lstrip().startswith("Designs × events")  # the answer first, not ~170 lines of detail
+    assert "fund start" not in stdout and "comparison" not in stdout
     matrix = stdout[stdout.index("Designs × events") :]
     lines = {ln.split("│")[1].strip(): ln for ln in matrix.splitlines() if ln.startswith("│")}
     assert set(lines) == {"none", "static", "reinsured"}
     assert lines["none"].count("NO ·") == 2  # no fund: every window needs ADL
     html = (out / "report.html").read_text(encoding="utf-8")
     assert 'id="matrix"' in html and 'id="comparison-may2021"' in html and 'id="comparison-luna2022"' in html
+    toc = html[html.index('<nav class="toc"') : html.index("</nav>")]
+    assert [x for x in ("#designs-x-events", "#event-may2021", "#event-luna2022") if x in toc] == [
+        "#designs-x-events", "#event-may2021", "#event-luna2022"]
+    assert 'id="event-may2021"' in html and 'id="designs-x-events"' in html
+    code, verbose, _ = run_cli([*base, "--verbose"], capsys)
+    assert code == 0
+    assert verbose.index("Designs × events") < verbose.index("may2021: ") < verbose.index("luna2022: ")
+    assert verbose.count("fund start") == 2
     import polars as pl
 
     frame = pl.read_parquet(out / "results.parquet")

@@ -333,12 +333,25 @@ def test_status_event_coverage_on_the_archive(
         cov[("BTCUSDT", "funding", "8h")].items()
         >= {"expected": 46 * 3, "present": 46 * 3, "gaps": 0}.items()
     )
+    # 1m beside 1h is recorded only on crash days, by design: measured over its recorded day, not as
+    # "expected 66,240 · present 1,440 · gaps 2 · largest 39d"
     one_min = cov[("BTCUSDT", "last", "1m")]
-    assert (one_min["expected"], one_min["present"], one_min["gaps"]) == (hours * 60, 1440, 2)
-    assert one_min["largest_gap_s"] == 39 * 86400  # 2021-04-10 -> 2021-05-19
+    assert (one_min["expected"], one_min["present"], one_min["gaps"]) == (1440, 1440, 0)
+    assert one_min["largest_gap_s"] == 0 and one_min["state"] == "complete"
+    assert one_min["scope"] == "recorded_days" and one_min["recorded_days"] == ["2021-05-19"]
+    assert cov[("BTCUSDT", "last", "1h")]["scope"] == "window"
     # Nothing stored for ETH: each dataset the window needs is said to be absent, not left out.
     for kind in ("last", "mark", "funding"):
         assert cov[("ETHUSDT", kind, "-")].items() >= {"present": 0, "state": "not in store"}.items()
     assert cov[("BTCUSDT", "mark", "-")]["state"] == "not in store"
     code, out, _ = cli(capsys, "data", "status", "--event", "may2021", "--db", str(db_path))
-    assert code == 0 and "may2021" in out and "39d" in out
+    assert code == 0 and "may2021" in out and "39d" not in out
+    assert "rows (all time)" in out and "1 recorded day (by design)" in out
+    rows = [tuple(c.strip() for c in line.split("│")[1:-1]) for line in out.splitlines() if "│" in line]
+    one_min_row = next(r for r in rows if r[1:4] == ("BTCUSDT", "last", "1m"))
+    assert one_min_row[-5:] == ("1 recorded day (by design)", "1,440", "1,440", "0", "0")
+    # a window with none of its recorded days: said plainly, not "absent" or one long gap
+    code, out, _ = cli(capsys, "data", "status", "--event", "luna2022", "--db", str(db_path), "--format",
+                       "json")
+    cov = {(d["symbol"], d["type"], d["timeframe"]): d["coverage"] for d in json.loads(out)["datasets"]}
+    assert cov[("BTCUSDT", "last", "1m")].items() >= {"present": 0, "state": "no recorded day"}.items()

@@ -143,3 +143,80 @@ def test_downloads_when_no_archive(no_archive: None, archive_dir: Path, db_path:
     assert set(w.bars["resolution"]) == {"1m"} and w.bars.height == 1440
     assert set(w.bars["mark_source"]) == {"basis_carried"}
     assert w.bars.filter(pl.col("ts") == datetime(2021, 5, 19, 13, 10))["low"][0] == 28688.0
+
+
+def test_offline_first_run_without_archive_fails_at_once_saying_what_to_do(
+        no_archive: None, db_path: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No archive, no network: the name lookups fail and the one line names --archive / BACKTEST_ARCHIVE."""
+    import socket
+
+    looked: list[str] = []
+
+    def fail(host: object, *args: object, **kwargs: object) -> object:
+        looked.append(str(host))
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", fail)
+    monkeypatch.setattr("loaders.binance_vision.time.sleep", lambda s: pytest.fail("retried"))
+    monkeypatch.delenv("BACKTEST_BINANCE_VISION_URL", raising=False)
+    with pytest.raises(UserError) as info:
+        ensure_window(db_path, load_catalog().get("may2021"), V, ["BTCUSDT", "ETHUSDT"], progress=False,
+                      cache_dir=tmp_path / "cache")
+    msg = str(info.value)
+    assert "\n" not in msg
+    assert msg.startswith("may2021 is not in the store, no archive is configured, and "
+                          "https://data.binance.vision/ cannot be reached "
+                          "(name lookup failed: Name or service not known)")
+    assert msg.endswith("pass --archive DIR or set BACKTEST_ARCHIVE to the recorded archive, or connect to "
+                        "the internet for data.binance.vision")
+    assert 1 <= len(looked) <= 4 and set(looked) == {"data.binance.vision"}
+
+
+def test_offline_flag_never_downloads(no_archive: None, db_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """`run --offline` (and BACKTEST_OFFLINE=1) without an archive: the archive message, no download."""
+    from tests.support.cli import run_cli
+
+    monkeypatch.setattr("loaders.binance_vision.download_window",
+                        lambda *a, **k: pytest.fail("--offline downloaded"))
+    for argv, env in ((["--offline"], None), ([], "1")):
+        if env is not None:
+            monkeypatch.setenv("BACKTEST_OFFLINE", env)
+        code, out, err = run_cli(["run", "--event", "may2021", "--db", str(db_path), *argv], capsys)
+        assert code == 2 and out == ""
+        assert err.startswith("error: no complete data for may2021 BTCUSDT") and err.count("\n") == 1
+        assert "no archive configured" in err and "--archive DIR / set BACKTEST_ARCHIVE" in err
+
+
+def test_a_complete_window_is_read_while_another_process_holds_the_store_read_only(
+        no_archive: None, db_path: Path) -> None:
+    """A notebook's read-only connection must not make a run fail "locked": nothing needs writing."""
+    import subprocess
+    import sys
+
+    from backtest.engine.api import load_inputs
+    from backtest.engine.params import Params
+
+    t0 = datetime(2021, 5, 19)
+    ev = Event(id="day", title="d", start=t0, end=t0 + timedelta(hours=4), warmup=timedelta(0), peak=None,
+               symbols=(S,), venues=(V,))
+    hours = [t0 + timedelta(hours=i) for i in range(4)]
+    with Store(db_path) as st, st.transaction():
+        for price_type in ("last", "mark"):
+            st.upsert("candles", pl.DataFrame({
+                "venue": V, "symbol": S, "price_type": price_type, "timeframe": "1h", "ts": hours,
+                "open": 100.0, "high": 101.0, "low": 99.0, "close": 100.0, "volume": 10.0}))
+        st.upsert("funding", pl.DataFrame({"venue": V, "symbol": S, "ts": [t0], "rate": [0.0001],
+                                           "interval_h": [8.0]}))
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb,sys,time; c=duckdb.connect(sys.argv[1], read_only=True); "
+         "print('ok', flush=True); time.sleep(60)", str(db_path)], stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == b"ok"
+        rep = ensure_window(db_path, ev, V, [S], allow_download=False, progress=False)
+        assert rep.missing_before == {S: []}
+        (inp,) = load_inputs(ev, V, [S], Params(), db=db_path, allow_download=False)
+        assert inp.symbol == S
+    finally:
+        holder.kill()
+        holder.wait()

@@ -353,6 +353,7 @@ def test_builtin_catalog_states_the_calibration_intervals() -> None:
         ("may2021", "liquidations_binance_long_19may"),
         ("ftx2022", "oi_change_perp_all_venues"), ("aug2024", "liquidations_binance"),
         ("aug2024", "long_share_binance"), ("aug2024", "oi_change_btc"), ("oct2025", "oi_change_btc_weekend"),
+        ("oct2025", "liquidations_hyperliquid"),  # 21:15-21:27, was measured over the 24 h ending 21:27
     }
     oct_ = cat.get("oct2025").reported["liquidations_2050_0300"]
     assert oct_.measured == (datetime(2025, 10, 10, 20, 50), datetime(2025, 10, 11, 3), "20:50 -> 03:00")

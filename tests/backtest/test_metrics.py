@@ -47,12 +47,34 @@ def test_hand_computed_fund():
 
 
 def test_depleted_at_first_short_claim_with_premium():
-    # third window tick: asked 80, paid 50 -> shortfall 30; the value never reaches 0
-    r = result([100.0, 100.0, 20.0, 25.0], start=100.0, asked=[0, 0, 80, 0], short=[0, 0, 30, 0], premium=7.0)
+    # third window tick: asked 80, paid the 50 it had left -> shortfall 30, the fund is empty
+    r = result([100.0, 50.0, 0.0, 5.0], start=100.0, asked=[0, 50, 80, 0], short=[0, 0, 30, 0], premium=7.0)
     m = fund_metrics(r, window_s=YEAR_S, risk_free=0.05)
-    assert m["depleted"] is True
+    assert m["depleted"] is True and m["adl_trigger_at"] is None
     assert m["depleted_at"] == "2021-05-14T18:00:00Z"  # clock[2 warm-up + 2]
     assert m["capital_cost_usd"] == pytest.approx(100.0 * 0.05 + 7.0)
+
+
+def test_a_claim_paid_short_with_money_left_is_a_trigger_not_depletion():
+    """adl_drawdown=0.3 on 20M: the design stops paying at 17.03M; the fund was never empty."""
+    r = result([20e6, 18e6, 17.03e6, 21.6e6], start=20e6, asked=[0, 2e6, 5e6, 0], short=[0, 0, 5e6, 0])
+    m = fund_metrics(r, window_s=4 * HOUR)
+    assert m["depleted"] is False and m["depleted_at"] is None
+    assert m["adl_trigger_at"] == "2021-05-14T18:00:00Z"
+    assert m["fund_min_usd"] == 17.03e6 and m["fund_return_pct"] == pytest.approx(8.0)
+    from backtest.report.tables import depleted
+
+    assert depleted({**r.record, **m}) == "no · trigger 05-14 18:00"
+    emptied = fund_metrics(result([20e6, 0.0], start=20e6, asked=[0, 25e6], short=[0, 5e6]), window_s=HOUR)
+    assert depleted(emptied) == "yes 05-14 17:00"
+
+
+def test_fund_minimum_counts_the_start_capital():
+    """The first window tick already holds that bar's inflow: a fund that only grew has its start as
+    minimum (was: 291.89M minimum above a 291.85M start, 'min 100.0 %' in the matrix)."""
+    r = result([291.89e6, 292.5e6, 293.0e6], start=291.85e6)
+    m = fund_metrics(r, window_s=3 * HOUR)
+    assert m["fund_min_usd"] == 291.85e6 <= m["fund_start_usd"]
 
 
 def test_depleted_when_value_reaches_zero_without_a_short_claim():

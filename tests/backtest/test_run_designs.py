@@ -275,11 +275,12 @@ def test_run_table_output(may2021_db, capsys):
         assert label in stdout
 
 
-def test_progress_display(capsys):
+def test_progress_display(capsys, monkeypatch):
     from backtest.cli.run_cmd import RunProgress
 
     with RunProgress(False) as off:
         off.task("x", 2)("a")  # disabled: a no-op
+    monkeypatch.setattr("backtest.progress_lines.stderr_is_terminal", lambda: True)
     with RunProgress(True) as on:
         step = on.task("may2021", 3)
         for label in ("loading BTCUSDT", "warm-up", "static"):
@@ -287,3 +288,18 @@ def test_progress_display(capsys):
         on.done()
         assert on._p.tasks[0].completed == 3
     assert capsys.readouterr().out == ""  # progress goes to stderr only
+
+
+def test_progress_off_a_terminal_is_plain_lines(capsys, monkeypatch):
+    from backtest.cli.run_cmd import RunProgress
+
+    monkeypatch.setattr("backtest.progress_lines.stderr_is_terminal", lambda: False)
+    with RunProgress(True) as on:
+        step = on.task("may2021", 2)
+        step("loading BTCUSDT")
+        step("static")
+        on.done()
+    out = capsys.readouterr()
+    assert out.out == ""
+    lines = out.err.splitlines()
+    assert [x.split(" (")[0] for x in lines] == ["may2021 [1/2] loading BTCUSDT", "may2021 [2/2] static"]

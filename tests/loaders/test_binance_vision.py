@@ -373,3 +373,77 @@ def test_import_conflict_keeps_its_type_and_names_the_file(site: VisionSite, arc
         assert statuses == {published[0]: "failed", published[1]: "downloaded", published[2]: "downloaded"}
         assert store.query("SELECT count(*) AS n FROM candles WHERE timeframe = '1m'")["n"][0] == 1
         assert store.candles("binanceusdm", "BTCUSDT", "last", "1h").height == 24
+
+
+# -- an unreachable host: fail fast, not once per file ----------------------------------------
+def _no_dns(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every name lookup fails as on a machine without network; returns the names looked up."""
+    import socket
+
+    looked: list[str] = []
+
+    def fail(host: object, *args: object, **kwargs: object) -> object:
+        looked.append(str(host))
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", fail)
+    return looked
+
+
+def test_offline_gives_up_after_the_first_lookups_not_per_file(monkeypatch: pytest.MonkeyPatch,
+                                                                tmp_path: Path) -> None:
+    """A whole month of files (hundreds) against a name that does not resolve: one line, a few lookups."""
+    from loaders.binance_vision import HostUnreachableError
+
+    looked = _no_dns(monkeypatch)
+    sleeps: list[float] = []
+    monkeypatch.setattr("loaders.binance_vision.time.sleep", sleeps.append)
+    plan = plan_files(["BTCUSDT", "ETHUSDT"], list(("klines", "markPriceKlines", "metrics")), ["1m", "1h"],
+                      datetime(2021, 5, 3), datetime(2021, 5, 30))
+    assert len(plan) > 200
+    with pytest.raises(HostUnreachableError) as info:
+        download_window(None, ["BTCUSDT", "ETHUSDT"], datetime(2021, 5, 3), datetime(2021, 5, 30),
+                        datasets=["klines", "markPriceKlines", "metrics"], timeframes=["1m", "1h"],
+                        cache_dir=tmp_path, base_url="https://data.binance.vision/")
+    msg = str(info.value)
+    assert "\n" not in msg and "Name or service not known" in msg and "cannot be reached" in msg
+    assert f"{len(plan)} file(s) not downloaded" in msg
+    assert 1 <= len(looked) <= 4  # at most one lookup per worker thread, no retries
+    assert sleeps == []
+    rep = info.value.report
+    assert len(rep.having("not-tried")) >= len(plan) - 4
+    summary = rep.summary_lines()
+    assert len(summary) <= 5 and "not tried (host unreachable)" in summary[0]
+
+
+def test_refused_connection_before_any_answer_is_unreachable(tmp_path: Path) -> None:
+    import socket
+
+    from loaders.binance_vision import HostUnreachableError
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    unreachable = r"127\.0\.0\.1:\d+/ cannot be reached \(connection refused: "
+    with pytest.raises(HostUnreachableError, match=unreachable):
+        download_window(None, ["BTCUSDT"], *day_window(DAY), datasets=["klines"], timeframes=["1m", "1h"],
+                        cache_dir=tmp_path, base_url=f"http://127.0.0.1:{port}/", retry=FAST)
+
+
+def test_lost_connection_after_an_answer_is_retried(tmp_path: Path) -> None:
+    """Once the host answered, a refused connection is a flaky network: retried, then reported per file."""
+    import socket
+
+    from loaders.binance_vision import Downloader, HostUnreachableError
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    sleeps: list[float] = []
+    dl = Downloader(f"http://127.0.0.1:{port}/", tmp_path, FAST, sleep=sleeps.append)
+    dl.reached = True
+    remote = plan_files(["BTCUSDT"], ["klines"], ["1h"], *day_window(DAY))[0]
+    res = dl.fetch(remote)
+    assert res.status == "failed" and "gave up after 3 attempts" in (res.error or "")
+    assert len(sleeps) == FAST.attempts - 1 and dl.unreachable is None
+    assert not isinstance(res.exc, HostUnreachableError)

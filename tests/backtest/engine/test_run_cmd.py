@@ -40,7 +40,7 @@ def test_bad_options_exit_2_and_write_nothing(tmp_path, capsys, extra, needle):
 @pytest.mark.archive
 def test_run_may2021_json(archive_dir, tmp_path, capsys):
     db = tmp_path / "m.duckdb"
-    code, out, _ = run_cli(
+    code, out, err = run_cli(
         [
             "run",
             "--event",
@@ -53,11 +53,16 @@ def test_run_may2021_json(archive_dir, tmp_path, capsys):
             str(archive_dir),
             "--format",
             "json",
-            "--quiet",
         ],
         capsys,
     )
     assert code == 0
+    # stderr is not a terminal here: plain progress lines, and a word on what was imported from where
+    lines = err.splitlines()
+    assert lines[0].startswith("may2021: importing ")
+    assert f"from the archive {archive_dir} into {db}" in lines[0]
+    assert any(x.startswith("may2021: imported ") and x.endswith(f"new rows) into {db}") for x in lines)
+    assert "may2021 [1/4] loading BTCUSDT (" in err and "may2021 [4/4] none (" in err
     (rec,) = json.loads(out, parse_constant=lambda t: pytest.fail(f"non-standard JSON token {t}"))
     assert rec["event"] == "may2021" and rec["design"] == "none"
     assert set(rec["per_symbol"]) == {"BTCUSDT", "ETHUSDT"}

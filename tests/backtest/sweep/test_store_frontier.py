@@ -119,3 +119,69 @@ def test_frontier_plot_draws_every_glyph():
         png = plot(d)
     assert png.startswith(b"\x89PNG")
     assert not [w for w in caught if "Glyph" in str(w.message)]
+
+
+def test_a_frontier_at_a_grid_edge_is_shown_as_a_bound_with_a_hint():
+    """Lowest grid value already ADL-free -> "≤ x" (the frontier may be lower); top still failing -> "> x"."""
+    import polars as pl
+
+    from backtest.sweep.frontier import _cells, notes
+
+    frame = pl.DataFrame([
+        row("low", 1e7, 0.0, True), row("low", 1e8, 0.0, True),  # passes everywhere: censored below
+        row("mid", 1e7, 5.0, False), row("mid", 1e8, 0.0, True),
+        row("top", 1e7, 9.0, False), row("top", 1e8, 3.0, False),  # never passes: censored above
+    ])
+    (d,) = frontiers(frame)
+    assert (d.events["low"].censored, d.events["mid"].censored, d.events["top"].censored) == (
+        "below", None, "above")
+    rows = {r["event"]: r for r in table_rows([d])}
+    assert rows["low"]["frontier_censored"] == "at_lowest_grid_value"
+    assert rows["top"]["frontier_censored"] == "above_highest_grid_value"
+    assert rows["mid"]["frontier_censored"] is None
+    assert _cells(rows["low"])[3] == "≤ 10.00M" and _cells(rows["mid"])[3] == "100.00M"
+    assert _cells(rows["top"])[3] == "> 100.00M" and _cells(rows["ALL"])[3] == "> 100.00M"
+    hint = notes([d])
+    assert any(h.startswith("static low: ≤ 10.00M") and "widen --grid static.capital_usd below 10.00M" in h
+               for h in hint)
+    assert any(h.startswith("static top: > 100.00M") for h in hint) and len(hint) == 2
+    page = render([d], title="t", command="backtest sweep")
+    assert "≤ 10.00M" in page and "widen --grid" in page
+
+    (only_low,) = frontiers(frame.filter(pl.col("event") == "low"))
+    assert only_low.censored == "below" and _cells(table_rows([only_low])[-1])[3] == "≤ 10.00M"
+
+
+def test_headers_say_the_start_and_cost_columns_are_at_the_design_frontier():
+    """oct2025 passes at 10M but the design's frontier is 63M: the start column is the 63M point's, so
+    its header says so, and the ALL row's refined cell stays empty when nothing was refined."""
+    import polars as pl
+
+    from backtest.sweep.frontier import HEADERS, _cells, rich_table
+
+    frame = pl.DataFrame([row("may", 1e7, 9.0, False), row("may", 6.31e7, 0.0, True),
+                          row("oct", 1e7, 0.0, True), row("oct", 6.31e7, 0.0, True)])
+    (d,) = frontiers(frame)
+    rows = {r["event"]: r for r in table_rows([d])}
+    assert rows["oct"]["frontier"] == 1e7 and rows["oct"]["start_usd_at_design_frontier"] == 6.31e7
+    assert "fund start at design frontier" in HEADERS and "capital cost at design frontier" in HEADERS
+    assert [c.header for c in rich_table([d], "t").columns] == list(HEADERS)
+    assert "<th>fund start at design frontier</th>" in render([d], title="t", command="c")
+    assert _cells(rows["ALL"])[4] == ""
+
+
+def test_designs_without_a_swept_number_are_reported_not_dropped():
+    import polars as pl
+
+    from backtest.cli.sweep_cmd import _frontiers
+
+    fixed = {**row("may", 3e8, 0.0, True, design="dynamic"), "fund_min_usd": 2.5e8}
+    frame = pl.DataFrame([{**row("may", 1e7, 9.0, False), "fund_min_usd": 0.0},
+                          {**row("may", 1e8, 0.0, True), "fund_min_usd": 1e7}, fixed])
+    fronts, points = _frontiers(frame, {}, None, None)
+    assert [d.design for d in fronts] == ["static"]
+    assert points == [{"design": "dynamic", "event": "may", "parameters": "", "adl_free": True,
+                       "adl_notional_usd": 0.0, "fund_start_usd": 3e8, "fund_min_usd": 2.5e8,
+                       "capital_cost_usd": 3e5}]
+    page = render(fronts, title="t", command="c", points=points)
+    assert "<td>dynamic</td><td>may</td><td>as configured</td><td>yes</td>" in page
