@@ -67,7 +67,7 @@ def compare(
             stage = stack.enter_context(staged_output(out))
         for ev in chosen:
             inputs, results = run_one_event(
-                ev, setup, symbols[ev.id], db=db, archive=archive, progress=progress
+                ev, setup, symbols[ev.id], db=db, archive=archive, progress=progress, catalog=catalog
             )
             by_event[ev.id] = results
             if stage is not None:

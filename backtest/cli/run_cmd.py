@@ -211,13 +211,19 @@ def run_one_event(
     db: str | None,
     archive: str | None,
     progress: bool,
+    catalog: Any = None,
 ) -> tuple[list[Any], list[Any]]:
-    """Fill/load the window, replay every design (warm-up shared), add the fund metrics."""
+    """Fill/load the window, replay every design (warm-up shared), add the fund metrics.
+
+    ``catalog``: where a window without a listed fund finds the nearest one (backtest/capital.py)."""
+    from backtest.capital import fund_oi_ratio
     from backtest.engine.api import load_inputs, run_event
     from backtest.ensure import ensure_window
     from backtest.metrics import add_fund_metrics
 
     ensure_window(db, event, setup.venue, sym_list, archive=archive, progress=progress)
+    ratio = fund_oi_ratio(event, setup.venue, setup.params, catalog=catalog, db=db, archive=archive,
+                          progress=progress)
     extra = 2 if setup.params.price_path == "endogenous" else 0
     with RunProgress(progress) as prog:
         step = prog.task(event.id, len(sym_list) + 1 + extra + len(setup.specs))
@@ -225,7 +231,8 @@ def run_one_event(
             event, setup.venue, sym_list, setup.params, db=db, archive=archive, ensure=False,
             on_symbol=lambda s: step(f"loading {s}"),
         )
-        results = run_event(event, setup.specs, inputs, setup.params, venue=setup.venue, on_step=step)
+        results = run_event(event, setup.specs, inputs, setup.params, venue=setup.venue, on_step=step,
+                            fund_oi_ratio=ratio)
         prog.done()
     add_fund_metrics(results, window_s=(event.end - event.start).total_seconds(), risk_free=setup.risk_free)
     return inputs, results
@@ -288,7 +295,8 @@ def run(
     from backtest.events import load_catalog
 
     # validate everything before touching the store or the output directory
-    event = load_catalog(events_file).get(event_id)
+    catalog = load_catalog(events_file)
+    event = catalog.get(event_id)
     setup = parse_setup(designs, config, sets, venue, price_path, risk_free)
     sym_list = check_symbols(event, venue, symbols)
     progress = not quiet and sys.stderr.isatty()
@@ -298,7 +306,8 @@ def run(
             from backtest.report.html import staged_output
 
             stage = stack.enter_context(staged_output(out))
-        inputs, results = run_one_event(event, setup, sym_list, db=db, archive=archive, progress=progress)
+        inputs, results = run_one_event(event, setup, sym_list, db=db, archive=archive, progress=progress,
+                                        catalog=catalog)
         if stage is not None:
             from backtest.report.html import EventSection, write_report
             from backtest.report.plots import window_prices

@@ -95,8 +95,12 @@ def load_inputs(
     return out
 
 
-def run_context(event: Any, venue: str, snapshot: WarmupSnapshot) -> dict[str, Any]:
-    """What a design may know when the window opens: catalog fund sizes, marks and OI at the window start."""
+def run_context(
+    event: Any, venue: str, snapshot: WarmupSnapshot, fund_oi_ratio: tuple[float, str] | None = None
+) -> dict[str, Any]:
+    """What a design may know when the window opens: catalog fund sizes, marks and OI at the window start,
+    and the fund/OI ratio of the start-capital rule (``backtest.capital.fund_oi_ratio``) if the event
+    lists no fund of the venue."""
     from strategies.registry import event_context
 
     return event_context(
@@ -105,6 +109,7 @@ def run_context(event: Any, venue: str, snapshot: WarmupSnapshot) -> dict[str, A
         symbols=[i.symbol for i in snapshot.inputs],
         start_prices=snapshot.start_marks(),
         oi_start_usd=sum(snapshot.oi_start().values()),
+        fund_oi_ratio=fund_oi_ratio,
     )
 
 
@@ -142,11 +147,11 @@ def run_design(
     assumptions[f"design.{spec.label}"] = spec.design
     for k, v in spec.to_dict().items():
         assumptions[f"design.{spec.label}.{k}"] = str(v)
-    for k in ("fund_before_source", "fund_before_coin_source"):
+    for k in ("fund_before_source", "fund_before_coin_source", "fund_oi_ratio_source"):
         if k in context:
             assumptions[f"context.{k}"] = str(context[k])
     result = summarize(run, event_id, spec.label, assumptions)
-    add_design_figures(result, run, spec)
+    add_design_figures(result, run, spec, context)
     return result
 
 
@@ -160,9 +165,12 @@ def run_event(
     venue: str | None = None,
     share_warmup: bool = True,
     on_step: Callable[[str], None] | None = None,
+    fund_oi_ratio: tuple[float, str] | None = None,
 ) -> list[Result]:
     """Every design on one window (None: all registered designs); the endogenous path first runs the
     baseline design historically. ``on_step(label)`` is called before each replay (progress display).
+    ``fund_oi_ratio``: from ``backtest.capital.fund_oi_ratio``, needed by ``"event"`` capital only when
+    the event lists no fund of the venue.
     """
     specs = (
         list(designs)
@@ -174,7 +182,7 @@ def run_event(
     hist = params if params.price_path == "historical" else _historical(params)
     step("warm-up")
     hist_snap = warmup_snapshot(inputs, hist)
-    context = run_context(event, venue, hist_snap)
+    context = run_context(event, venue, hist_snap, fund_oi_ratio)
     baseline = None
     snap = hist_snap
     if params.price_path == "endogenous":
@@ -208,9 +216,14 @@ def _baseline_flow(
     return {i.symbol: baseline.series[f"{i.symbol}.market_flow"] for i in inputs}
 
 
-def add_design_figures(result: Result, run: RunState, spec: DesignSpec) -> None:
+def add_design_figures(
+    result: Result, run: RunState, spec: DesignSpec, context: Mapping[str, Any] | None = None
+) -> None:
     """Add to a summarized run what only the design knows: per-tick claims and shortfalls (for
-    'depleted when'), the design's own summary, premium and payouts."""
+    'depleted when'), the design's own summary, premium and payouts, and which rule gave its start
+    capital (``capital_rule``; None for a design without one)."""
+    from strategies.static import capital_text
+
     n = run.clock.shape[0]
     asked = np.zeros(n)
     short = np.zeros(n)
@@ -224,6 +237,7 @@ def add_design_figures(result: Result, run: RunState, spec: DesignSpec) -> None:
     result.series["fund_shortfall"] = short
     rec = result.record
     rec["design_type"] = spec.design
+    rec["capital_rule"] = capital_text(spec.params, dict(context or {}), spec.label)
     fund = run.fund
     summary = fund.summary() if hasattr(fund, "summary") else {}
     rec["design_detail"] = {k: _plain(v) for k, v in summary.items()}

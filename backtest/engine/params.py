@@ -85,6 +85,10 @@ class Params:
     price_path: str = "historical"
     endo_decay_s: float = 1800.0
     endo_baseline: str = "none"
+    # start capital of designs with capital_usd = "event" on a window whose catalog lists no fund of the
+    # venue: fund / OI at the window start; 0 = the ratio of the venue's listed fund nearest in time
+    # (backtest/capital.py)
+    fund_oi_ratio: float = 0.0
     _lev_source: str = field(default="", compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -187,6 +191,9 @@ def validate(p: Params) -> None:
     for key in ("impact_cap", "close_cap", "lev_tilt", "venue_share", "clearance_fee", "trading_fee"):
         if getattr(p, key) > 1:
             raise bad(key, "must be <= 1")
+    if p.fund_oi_ratio > 10:
+        raise bad("fund_oi_ratio", "must be <= 10 (fund / open interest at the window start; 0 = from the "
+                  "nearest listed fund)")
     if p.endo_decay_s <= 0:
         raise bad("endo_decay_s", "must be > 0")
     for key in ("impact_ref_s", "impact_norm_halflife_s"):
