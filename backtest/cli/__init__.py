@@ -46,6 +46,7 @@ HELP = {
     "compare": "Designs x events matrix: who survives which crash without ADL.",
     "calibrate": "Reconstructed vs reported figures for a crash window, with sources.",
     "sweep": "Sweep design (and model) parameters across events; capital frontier per design.",
+    "report": "Re-render the HTML report of a saved run (results directory) without replaying.",
 }
 
 
@@ -58,6 +59,7 @@ HELP = {
         "compare": ("backtest.cli.compare_cmd", "compare"),
         "calibrate": ("backtest.cli.calibrate_cmd", "calibrate"),
         "sweep": ("backtest.cli.sweep_cmd", "sweep"),
+        "report": ("backtest.cli.report_cmd", "report"),
     },
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110},
 )

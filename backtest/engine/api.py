@@ -241,11 +241,26 @@ def add_design_figures(
     fund = run.fund
     summary = fund.summary() if hasattr(fund, "summary") else {}
     rec["design_detail"] = {k: _plain(v) for k, v in summary.items()}
+    rec["money_identity"] = money_identity(fund, summary)
     rec["fund_premium_usd"] = float(summary.get("premium", 0.0) or 0.0)
     rec["fund_payout_usd"] = float(summary.get("payout", 0.0) or 0.0)
     history = fund.history() if hasattr(fund, "history") else {}
     for k, v in history.items():
         result.series[f"design.{k}"] = np.asarray(v, float)
+
+
+def money_identity(fund: Fund, summary: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Where the fund's change came from (strategies/static.py LedgerFund): start, each inflow (+), outflow
+    (-) and own P&L (signed), end, residual; None for a design without the ledger (``none``)."""
+    if "start_usd" not in summary or "residual" not in summary:
+        return None
+
+    def terms(names: Sequence[str]) -> dict[str, float]:
+        return {n: float(summary.get(n, 0.0) or 0.0) for n in names}
+
+    return {"start": float(summary["start_usd"]), "inflows": terms(getattr(fund, "INFLOWS", ())),
+            "outflows": terms(getattr(fund, "OUTFLOWS", ())), "pnl": terms(getattr(fund, "PNL", ())),
+            "end": float(summary["end_usd"]), "residual": float(summary["residual"])}
 
 
 def _plain(v: Any) -> Any:

@@ -84,14 +84,28 @@ def write_report(
     command: str,
     matrix: bool = False,
 ) -> tuple[Path, Path]:
-    """Write the page and the Parquet table into ``stage`` (see :func:`staged_output`)."""
-    page = render(sections, title=title, command=command, matrix=matrix)
-    html_path = stage / REPORT_FILE
+    """Write the page, results.parquet and the data ``backtest report`` re-renders it from (ticks.parquet,
+    bars.parquet, run.json: backtest/report/frames.py) into ``stage`` (see :func:`staged_output`).
+
+    The page is rendered from the frames, not from the live results, so a re-rendered page is identical.
+    """
+    from backtest.report.frames import report_data, write_data
+
+    data = report_data(sections, title=title, command=command, matrix=matrix)
+    write_data(data, stage)
+    return write_page(stage, data), stage / TABLE_FILE
+
+
+def write_page(directory: Path, data: Any) -> Path:
+    """report.html of a report's data (frames.ReportData) into ``directory``."""
+    from backtest.report.frames import sections_from_frames
+
+    meta = data.meta
+    page = render(sections_from_frames(data), title=meta["title"], command=meta["command"],
+                  matrix=bool(meta["matrix"]))
+    html_path = directory / REPORT_FILE
     html_path.write_text(page, encoding="utf-8")
-    frame = tables.results_frame(
-        [r for s in sections for r in s.results],
-    )
-    return html_path, tables.write_parquet(frame, stage / TABLE_FILE)
+    return html_path
 
 
 # ----- page

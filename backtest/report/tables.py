@@ -166,7 +166,7 @@ def results_frame(results: Sequence[Result], extra: dict[str, Any] | None = None
         row: dict[str, Any] = dict(extra or {})
         for k, v in r.record.items():
             if isinstance(v, dict | list | tuple):
-                row[k] = json.dumps(v, sort_keys=True, default=str)
+                row[k] = json.dumps(v, default=str)  # key order kept: the report lists accounts in it
             elif hasattr(v, "item"):
                 row[k] = v.item()
             else:

@@ -16,6 +16,7 @@ import pytest
 from backtest.engine.api import design_names, run_event
 from backtest.engine.params import Params
 from backtest.metrics import add_fund_metrics
+from backtest.report.frames import BAR_COLUMNS, BARS_FILE, META_FILE, TICK_COLUMNS, TICKS_FILE
 from backtest.report.html import REPORT_FILE, TABLE_FILE, EventSection, render, staged_output, write_report
 from backtest.report.plots import window_prices
 from loaders.errors import UserError
@@ -70,7 +71,9 @@ def test_write_report_and_parquet(tmp_path, section):
     with staged_output(out) as stage:
         write_report(stage, [section], title="t", command="c")
         assert not out.exists()  # nothing visible until the block ends
-    assert sorted(p.name for p in out.iterdir()) == [REPORT_FILE, TABLE_FILE]
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [REPORT_FILE, TABLE_FILE, TICKS_FILE, BARS_FILE, META_FILE]
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["rep"]
     frame = pl.read_parquet(out / TABLE_FILE)
     assert frame.height == len(design_names())
@@ -79,6 +82,64 @@ def test_write_report_and_parquet(tmp_path, section):
         assert col in frame.columns
     assert frame["depleted"].dtype == pl.Boolean
     assert json.loads(frame["assumptions"][0])["param.impact_y"]
+
+
+def test_per_tick_and_per_bar_series_are_saved(tmp_path, section):
+    with staged_output(tmp_path / "rep") as stage:
+        write_report(stage, [section], title="t", command="c")
+    ticks = pl.read_parquet(tmp_path / "rep" / TICKS_FILE)
+    bars = pl.read_parquet(tmp_path / "rep" / BARS_FILE)
+    assert ticks.columns == ["event", "design", "ts", *TICK_COLUMNS]
+    assert bars.columns == ["event", "design", "symbol", "ts", "bar_s", "last", "mark", *BAR_COLUMNS]
+    for r in section.results:
+        d = r.record["design"]
+        t = ticks.filter(pl.col("design") == d)
+        win = r.series["in_window"]
+        assert t.height == int(win.sum())
+        assert t["fund_value"].to_list() == list(r.series["fund_value"][win])
+        assert t["fund_asked"].sum() == pytest.approx(r.record["bad_debt_usd"], rel=1e-12)
+        b = bars.filter(pl.col("design") == d)
+        assert b["adl_notional_usd"].sum() == pytest.approx(r.record["adl_notional_usd"], rel=1e-12, abs=1e-6)
+        for sym, f in r.per_symbol.items():
+            bs = b.filter(pl.col("symbol") == sym)
+            assert bs.height == len(section.prices[sym]["ts"])
+            assert bs["liq_long_usd"].sum() == pytest.approx(f["liq_long_usd"], rel=1e-12)
+            assert bs["bad_debt_usd"].sum() == pytest.approx(f["bad_debt_usd"], rel=1e-12, abs=1e-6)
+
+
+def test_report_command_rerenders_the_same_page(tmp_path, section, capsys):
+    from tests.support.cli import run_cli
+
+    src = tmp_path / "rep"
+    with staged_output(src) as stage:
+        write_report(stage, [section], title="Insurance-fund designs in syn", command="backtest run --event syn")
+    original = (src / REPORT_FILE).read_text(encoding="utf-8")
+    code, _, err = run_cli(["report", str(src / TABLE_FILE), "--out", str(tmp_path / "again")], capsys)
+    assert code == 0, err
+    assert (tmp_path / "again" / REPORT_FILE).read_text(encoding="utf-8") == original
+    (src / REPORT_FILE).unlink()
+    code, _, err = run_cli(["report", str(src), "--quiet"], capsys)  # in place
+    assert code == 0 and (src / REPORT_FILE).read_text(encoding="utf-8") == original
+
+
+@pytest.mark.parametrize("damage", ["missing-ticks", "bad-json", "bad-parquet", "no-dir"])
+def test_report_command_errors_name_the_file(tmp_path, section, capsys, damage):
+    from tests.support.cli import run_cli
+
+    src = tmp_path / "rep"
+    with staged_output(src) as stage:
+        write_report(stage, [section], title="t", command="c")
+    target = {"missing-ticks": src / TICKS_FILE, "bad-json": src / META_FILE, "bad-parquet": src / BARS_FILE,
+              "no-dir": tmp_path / "nowhere"}[damage]
+    if damage == "missing-ticks":
+        target.unlink()
+    elif damage != "no-dir":
+        target.write_text("{ not this")
+    before = sorted(p.name for p in src.iterdir())
+    code, _, err = run_cli(["report", str(target if damage == "no-dir" else src)], capsys)
+    assert code != 0 and len(err.strip().splitlines()) == 1
+    assert str(target) in err or target.name in err
+    assert sorted(p.name for p in src.iterdir()) == before  # nothing written, nothing lost
 
 
 def test_failure_leaves_nothing_and_keeps_old_files(tmp_path, section):
