@@ -145,7 +145,7 @@ def tick_frame(results: Sequence[Result]) -> Any:
 
 
 def bar_frame(results: Sequence[Result], prices: dict[str, dict[str, Any]]) -> Any:
-    """One row per window bar per symbol per (event, design): recorded prices and the replay's per-bar figures.
+    """One row per window bar per symbol per (event, design): recorded prices, the replay's per-bar figures.
 
     ``prices``: plots.window_prices(inputs) (window bars: open time, length, last and mark close).
     """
@@ -253,8 +253,8 @@ def read_data(path: str | Path) -> ReportData:
     except (OSError, ValueError) as e:
         raise InputError(files[META_FILE], f"not readable JSON ({e})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise InputError(files[META_FILE], f"unknown format {meta.get('format') if isinstance(meta, dict) else meta!r}"
-                                           f" (this version reads format {FORMAT})")
+        got = meta.get("format") if isinstance(meta, dict) else meta
+        raise InputError(files[META_FILE], f"unknown format {got!r} (this version reads format {FORMAT})")
     frames = []
     for name in (TABLE_FILE, TICKS_FILE, BARS_FILE):
         try:

@@ -112,7 +112,8 @@ def test_report_command_rerenders_the_same_page(tmp_path, section, capsys):
 
     src = tmp_path / "rep"
     with staged_output(src) as stage:
-        write_report(stage, [section], title="Insurance-fund designs in syn", command="backtest run --event syn")
+        write_report(stage, [section], title="Insurance-fund designs in syn",
+                     command="backtest run --event syn")
     original = (src / REPORT_FILE).read_text(encoding="utf-8")
     code, _, err = run_cli(["report", str(src / TABLE_FILE), "--out", str(tmp_path / "again")], capsys)
     assert code == 0, err
