@@ -136,7 +136,7 @@ def run_design(
             raise ValueError("the snapshot's price path does not match the params")
     fund = make_design(spec, context=context)
     run = replay(inputs, fund, params, baseline_flow=base_flow, snapshot=snapshot)
-    assumptions: dict[str, str] = {"price_path": params.price_path}
+    assumptions: dict[str, str] = {}  # the price path is listed with the model parameters (param.price_path)
     for i in inputs:
         for k, v in i.assumptions.items():
             assumptions[f"{i.symbol}.{k}"] = v
@@ -146,13 +146,34 @@ def run_design(
         )
     assumptions[f"design.{spec.label}"] = spec.design
     for k, v in spec.to_dict().items():
-        assumptions[f"design.{spec.label}.{k}"] = str(v)
+        assumptions[f"design.{spec.label}.{k}"] = resolved_param(k, v, fund)
     for k in ("fund_before_source", "fund_before_coin_source", "fund_oi_ratio_source"):
         if k in context:
             assumptions[f"context.{k}"] = str(context[k])
     result = summarize(run, event_id, spec.label, assumptions)
     add_design_figures(result, run, spec, context)
     return result
+
+
+def resolved_param(key: str, value: Any, fund: Fund) -> str:
+    """A design parameter as the report lists it: the value the run used, e.g. an empty ``coin_symbol``
+    becomes the symbol the design picked and the coin it holds."""
+    if key == "coin_symbol":
+        sym = str(value or getattr(fund, "symbol", "") or "")
+        if not sym:
+            return "(the event's first symbol)"
+        coin = base_coin(sym)
+        how = " = the event's first symbol" if not value else ""
+        return f"{sym}{how} (holds {coin}, priced at the {sym} mark)"
+    return str(value)
+
+
+def base_coin(symbol: str) -> str:
+    """The coin of a USD-margined pair: BTCUSDT -> BTC."""
+    for quote in ("USDT", "USDC", "BUSD", "USD"):
+        if symbol.endswith(quote) and len(symbol) > len(quote):
+            return symbol[: -len(quote)]
+    return symbol
 
 
 def run_event(
