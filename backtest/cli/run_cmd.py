@@ -327,7 +327,7 @@ def print_tables(
     event: Any, venue: str, sym_list: list[str], setup: Setup, results: list[Any], per_symbol: bool = True
 ) -> None:
     from backtest.cli.console import stdout_console
-    from backtest.report.tables import comparison_table, money
+    from backtest.report.tables import capital_lines, comparison_table, money
 
     console = stdout_console()
     title = (
@@ -335,6 +335,8 @@ def print_tables(
         f"window {event.start:%Y-%m-%d %H:%M} → {event.end:%Y-%m-%d %H:%M} UTC)"
     )
     console.print(comparison_table(results, title))
+    for line in capital_lines(results):
+        console.print(f"start capital of {line}", markup=False, highlight=False)
     for r in results if per_symbol else ():
         for sym, f in r.per_symbol.items():
             console.print(

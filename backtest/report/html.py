@@ -219,6 +219,7 @@ def _event_meta(s: EventSection) -> str:
         ("venue / symbols", f"{s.venue} / {syms}"),
         ("price path", s.params.price_path),
         ("fund before the event", funds),
+        *(("start capital", line) for line in tables.capital_lines(s.results)),
         ("risk-free rate", f"{s.risk_free:.2%}/yr (capital cost)"),
     ]
     return '<dl class="meta">' + "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in items) + "</dl>"

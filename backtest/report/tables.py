@@ -109,6 +109,17 @@ def comparison_table(results: Sequence[Result], title: str) -> Any:
     return table
 
 
+def capital_lines(results: Sequence[Result]) -> list[str]:
+    """Which rule gave each design's start capital, designs with the same rule and amount on one line."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for r in results:
+        rule = r.record.get("capital_rule")
+        if rule:
+            key = (money(r.record.get("fund_start_usd")), str(rule))
+            groups.setdefault(key, []).append(str(r.record["design"]))
+    return [f"{', '.join(ds)}: {amount} = {rule}" for (amount, rule), ds in groups.items()]
+
+
 # ----- designs × events matrix (backtest compare)
 
 

@@ -125,3 +125,13 @@ def test_run_without_a_listed_fund_takes_the_nearest_ratio(store, capsys):
     assert 0.01 < may_ratio < 0.2
     fixed = _run(store, capsys, "luna2022", "--set", "static.capital_usd=5e7")
     assert fixed["static"]["fund_start_usd"] == 5e7 and fixed["static"]["capital_rule"].startswith("set:")
+
+
+@pytest.mark.archive
+def test_run_table_says_which_rule_gave_the_capital(store, capsys):
+    code, out, err = run_cli(["run", "--event", "mar2020", "--db", str(store), "--quiet",
+                              "--designs", "static,tranched,dynamic"], capsys)
+    assert code == 0, err
+    text = " ".join(out.split())  # the terminal may wrap the long line
+    assert "start capital of static, tranched: 12.90M = the event's listed fund: 12.90M (binanceusdm" in text
+    assert "start capital of dynamic: " in text and "the design's own target when the window opens" in text
