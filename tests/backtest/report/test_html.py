@@ -189,7 +189,8 @@ window.addEventListener("load", () => {
   const pre = document.createElement("pre");
   pre.id = "check";
   pre.textContent = JSON.stringify({imgs, rows, title: document.title,
-                                    width: document.documentElement.scrollWidth});
+                                    width: document.documentElement.scrollWidth,
+                                    height: document.documentElement.scrollHeight});
   document.body.appendChild(pre);
 });
 </script>"""
@@ -313,7 +314,12 @@ def test_recorded_reports_render_in_headless_chromium(recorded_reports, tmp_path
         assert check["width"] <= 1300  # no page-wide horizontal scroll
         console = [line for line in proc.stderr.splitlines() if "CONSOLE" in line and "check" not in line]
         assert not console, console
+        # the whole page in one screenshot: every view, table and caption as a reader scrolls it
         shot = tmp_path / f"{event}.png"
-        subprocess.run([exe, *flags, f"--screenshot={shot}", probe.as_uri()], capture_output=True,
-                       timeout=180)
-        assert shot.is_file() and shot.stat().st_size > 50_000
+        full = [f for f in flags if not f.startswith("--window-size")] + [
+            f"--window-size=1300,{check['height']}", "--hide-scrollbars"]
+        subprocess.run([exe, *full, f"--screenshot={shot}", probe.as_uri()], capture_output=True, timeout=180)
+        png = shot.read_bytes()
+        assert png[:8] == b"\x89PNG\r\n\x1a\n"
+        w, h = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+        assert (w, h) == (1300, check["height"]) and check["height"] > 5000 and len(png) > 500_000
