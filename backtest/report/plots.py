@@ -93,6 +93,29 @@ def hourly(ts: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return keys, out
 
 
+def _bars(
+    ax: Any, start_s: np.ndarray, length_s: np.ndarray, values: np.ndarray, color: str, label: str
+) -> None:
+    """Bars from each start over its own length as ONE filled step patch (fast for thousands of 1m bars);
+    gaps between bars drop to 0."""
+    import matplotlib.dates as mdates
+
+    start = np.asarray(start_s, np.int64)
+    end = start + np.asarray(length_s, float).astype(np.int64)
+    if start.size == 0:
+        return
+    edges = [start[0]]
+    vals: list[float] = []
+    for i in range(start.size):
+        if start[i] > edges[-1]:
+            vals.append(0.0)
+            edges.append(start[i])
+        vals.append(float(values[i]))
+        edges.append(end[i])
+    days = mdates.date2num(_times(np.asarray(edges)))
+    ax.stairs(vals, days, fill=True, color=color, label=label, baseline=0.0)
+
+
 def price_and_flow(
     prices: dict[str, dict[str, np.ndarray]], result: Result, peak: datetime | None = None
 ) -> bytes:
@@ -124,9 +147,8 @@ def price_and_flow(
         hl, long_ = hourly(bts[keep], np.asarray(s[f"{sym}.liq_long_usd"])[keep])
         _, short = hourly(bts[keep], np.asarray(s[f"{sym}.liq_short_usd"])[keep])
         bad = float(np.asarray(s[f"{sym}.bad_debt_usd"])[keep].sum())
-        th = _times(hl)
-        ax2.bar(th, long_, width=1 / 24, align="edge", color=COLORS[1], label="longs liquidated")
-        ax2.bar(th, -short, width=1 / 24, align="edge", color=COLORS[2], label="shorts liquidated")
+        _bars(ax2, hl, np.full(hl.shape[0], 3600.0), long_, COLORS[1], "longs liquidated")
+        _bars(ax2, hl, np.full(hl.shape[0], 3600.0), -short, COLORS[2], "shorts liquidated")
         ax2.axhline(0, color="0.3", lw=0.5)
         _usd_axis(ax2, "liquidated (USD per hour)")
         ax2.set_title(f"{sym} forced flow per UTC hour · bad debt {money(bad)}", loc="left", fontsize=9)
@@ -286,10 +308,8 @@ def crash_zoom(
         dt_min = np.asarray(p["dt"], float)[np.isin(ts, bts[keep])] / 60.0
         long_ = np.asarray(s[f"{sym}.liq_long_usd"])[keep] / dt_min
         short = np.asarray(s[f"{sym}.liq_short_usd"])[keep] / dt_min
-        tb = _times(bts[keep])
-        width = dt_min / 1440.0  # each bar drawn over its own length (matplotlib dates are days)
-        ax2.bar(tb, long_, width=width, align="edge", color=COLORS[1], label="longs")
-        ax2.bar(tb, -short, width=width, align="edge", color=COLORS[2], label="shorts")
+        _bars(ax2, bts[keep], dt_min * 60.0, long_, COLORS[1], "longs")  # each bar over its own length
+        _bars(ax2, bts[keep], dt_min * 60.0, -short, COLORS[2], "shorts")
         ax2.axhline(0, color="0.3", lw=0.5)
         _usd_axis(ax2, "USD per minute")
         ax2.set_title(f"{sym} forced flow per bar ({bar_length_text(dt_min * 60.0)}), USD/min",

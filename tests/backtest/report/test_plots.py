@@ -34,3 +34,17 @@ def test_crash_window_is_peak_or_the_busiest_tick():
               "liq_usd_per_min": np.array([99.0, 1.0, 5.0, 2.0])}  # the warm-up tick does not count
     r = Result(record={}, per_symbol={}, series=series)
     assert crash_window([r], None, 1) == (120 - 3600, 120 + 3600)
+
+
+def test_bars_are_one_step_patch_dropping_to_zero_in_gaps():
+    from backtest.report.plots import _bars, _plt
+
+    plt = _plt()
+    fig, ax = plt.subplots()
+    # two 1m bars, a 3-minute hole, one 1h bar
+    _bars(ax, np.array([0, 60, 300]), np.array([60.0, 60.0, 3600.0]), np.array([5.0, 7.0, 2.0]), "red", "x")
+    (patch,) = ax.patches
+    values, edges, _ = patch.get_data()
+    assert list(values) == [5.0, 7.0, 0.0, 2.0]
+    assert np.allclose(np.diff(edges) * 86400.0, [60, 60, 180, 3600])
+    plt.close(fig)
