@@ -83,16 +83,17 @@ class Store:
 
         return load_catalog(self.events_file)
 
-    def events(self) -> Any:
+    def events(self, venue: str = "binanceusdm") -> Any:
         """The crash-window catalog: id, title, start, end, peak, warmup_days, symbols, venues and the USD
-        fund listed before the shock for Binance USDⓈ-M (null when the catalog has none)."""
+        fund of ``venue`` listed before the shock (null when the catalog has none: the start-capital rule
+        then takes the nearest listed window's fund/OI ratio)."""
         import polars as pl
 
         from backtest.capital import listed_fund
 
         rows = []
         for e in self.catalog():
-            fund = listed_fund(e, "binanceusdm")
+            fund = listed_fund(e, venue)
             rows.append({"id": e.id, "title": e.title, "start": e.start, "end": e.end, "peak": e.peak,
                          "warmup_days": e.warmup.total_seconds() / 86400.0, "symbols": list(e.symbols),
                          "venues": list(e.venues),
@@ -178,7 +179,8 @@ class Store:
     ) -> SweepResult:
         """A design-parameter sweep (``grid``: axes in the ``--grid`` syntax, e.g.
         ``"static.capital_usd=1e7:1e9:log6"``); resumable in the results file ``out``
-        (default data/sweeps.duckdb). Returns every stored row of the sweep and the frontier."""
+        (default data/sweeps.duckdb). Returns every stored row of the sweep and the frontier on the grid
+        points (not refined between them, unlike ``backtest sweep --refine``)."""
         import polars as pl
 
         from backtest.sweep.executors import make_executor

@@ -63,7 +63,9 @@ def design_options(f: Any) -> Any:
                 "out",
                 type=click.Path(file_okay=False),
                 default=None,
-                help="Directory for report.html (single file, plots embedded) and results.parquet.",
+                help="Directory for report.html (single file, plots embedded), results.parquet, the per-tick "
+                "and per-bar series (ticks.parquet, bars.parquet) and run.json (`backtest report DIR` "
+                "re-renders the page from them).",
             ),
             events_file_option,
             db_option,

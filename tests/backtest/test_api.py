@@ -33,6 +33,17 @@ def test_readme_documents_every_column():
     assert documented_columns("`run.bars` is") == list(BAR_COLUMNS)
 
 
+def test_events_frame_lists_the_listed_funds(tmp_path):
+    from backtest import api
+
+    ev = api.open_store(tmp_path / "never.duckdb").events()
+    assert ev["id"].to_list()[:3] == ["mar2020", "may2020", "may2021"]
+    funds = dict(zip(ev["id"].to_list(), ev["fund_before_usd"].to_list(), strict=True))
+    assert funds["mar2020"] == 12.9e6 and funds["oct2025"] == 1.23e9 and funds["luna2022"] is None
+    assert ev["symbols"].dtype == pl.List(pl.String) and ev["start"].dtype == pl.Datetime("us")
+    assert not (tmp_path / "never.duckdb").exists()
+
+
 def test_bad_overrides_are_user_errors(tmp_path):
     from backtest import api
 
