@@ -427,7 +427,7 @@ def _open_interest(store: Store, venue: str, symbol: str, lo: datetime, hi: date
     if df.height == 0:
         assumptions["open_interest"] = (
             f"no open-interest rows for {venue} {symbol} in [{lo:%Y-%m-%d}, {hi:%Y-%m-%d}): the position "
-            "book is anchored on reported figures instead of observed OI")
+            "book is rebuilt from flows, its warm-up level pinned as oi_anchor_level says")
         return empty
     periods = sorted(df["period"].unique().to_list(), key=_period_seconds)
     chosen = periods[0]

@@ -66,7 +66,8 @@ def main() -> None:
         "precision": f"metrics rounded to {SIG_DIGITS} significant digits; event log hashed after rounding "
                      f"to {LOG_SIG_DIGITS} digits; |x| < {FLOOR} counts as 0 "
                      "(tests/regression/fingerprint.py)",
-        "params": "backtest.engine.params.Params() defaults",
+        "params": "backtest.engine.params.Params() defaults; designs with a start capital at 291,853,183 USD "
+                  "(tests/regression/fingerprint.py pinned_capital)",
         "cases": dict(sorted(cases.items())),
     }
     FINGERPRINTS.write_text(json.dumps(doc, indent=1) + "\n")

@@ -38,7 +38,8 @@ BITMEX_COVERAGE = ("k = 0.11 / 0.0314: Binance's fund/OI coverage 0.11x (BitMEX 
 @dataclass(frozen=True)
 class DynamicParams:
     capital_usd: float | str = param("target", "start capital (USD); \"target\" = the target size when the "
-                                     "window starts; \"event\" = the event's listed USD fund", kind="float",
+                                     "window starts; \"event\" = the venue's fund listed for the event, else "
+                                     "fund_oi_ratio × the OI at the window start", kind="float",
                                      lo=0.0, hi=MAX_CAPITAL_USD, words=("target", "event"),
                                      source="a dynamic fund starts at its own target")
     target_mode: str = param("vol", "what sets the target size", choices=("vol", "cvar", "max"),

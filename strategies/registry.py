@@ -125,12 +125,15 @@ def make_design(design: Any, params: Any = None, context: Mapping[str, Any] | No
 
 
 def event_context(event: Any = None, *, venue: str = "binanceusdm", symbols: Any = None,
-                  start_prices: Mapping[str, float] | None = None, oi_start_usd: float | None = None
-                  ) -> dict[str, Any]:
+                  start_prices: Mapping[str, float] | None = None, oi_start_usd: float | None = None,
+                  fund_oi_ratio: tuple[float, str] | None = None) -> dict[str, Any]:
     """The context a design may use, from a catalog ``Event`` (duck-typed: strategies never import backtest).
 
-    ``fund_before_usd``: the USD/USDT fund of ``venue`` listed before the event (else any USD fund);
-    ``fund_before_coin`` / ``fund_before_coin_ccy``: the first coin-denominated fund (e.g. BitMEX XBT).
+    ``fund_before_usd``: the USD/USDT fund of ``venue`` listed before the event (only that venue's: a
+    fund of another venue says nothing about this one's size);
+    ``fund_before_coin`` / ``fund_before_coin_ccy``: the first coin-denominated fund (e.g. BitMEX XBT);
+    ``fund_oi_ratio`` / ``fund_oi_ratio_source``: (ratio, where it comes from) for the start-capital rule
+    when the event lists no fund of the venue (``strategies.static.capital_rule``, backtest/capital.py).
     """
     ctx: dict[str, Any] = {"venue": venue}
     if event is not None:
@@ -141,7 +144,7 @@ def event_context(event: Any = None, *, venue: str = "binanceusdm", symbols: Any
         funds = list(getattr(event, "fund_before", ()) or ())
         usd = [f for f in funds if str(f.currency).upper() in ("USD", "USDT", "USDC")]
         coin = [f for f in funds if f not in usd]
-        pick = next((f for f in usd if f.venue == venue), usd[0] if usd else None)
+        pick = next((f for f in usd if f.venue == venue), None)
         if pick is not None:
             ctx["fund_before_usd"] = float(pick.balance)
             ctx["fund_before_source"] = f"{pick.venue} {pick.fund}: {pick.source}"
@@ -155,6 +158,8 @@ def event_context(event: Any = None, *, venue: str = "binanceusdm", symbols: Any
         ctx["start_prices"] = dict(start_prices)
     if oi_start_usd is not None:
         ctx["oi_start_usd"] = float(oi_start_usd)
+    if fund_oi_ratio is not None:
+        ctx["fund_oi_ratio"], ctx["fund_oi_ratio_source"] = float(fund_oi_ratio[0]), str(fund_oi_ratio[1])
     return ctx
 
 

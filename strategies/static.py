@@ -18,24 +18,69 @@ from strategies.base import Fund, Market
 from strategies.config import MAX_CAPITAL_USD, param
 from strategies.registry import register
 
-BINANCE_MAY2021_USD = 291_853_183.0
-BINANCE_SOURCE = ("Binance BTC/ETH USDⓈ-M fund on 19 May 2021 (C. Alexander's data via bitcointalk; "
-                  "shared/docs/EVENTS.md, last table) [M]")
+BINANCE_MAY2021_USD = 291_853_183.0  # the default start capital before "event" (kept: fingerprints pin it)
+CAPITAL_SOURCE = ("the catalog's fund_before for the venue (data/events.toml); else the fund/OI ratio of the "
+                  "venue's listed fund nearest in time (docs/DESIGNS.md, Start capital)")
 YEAR_S = 365.0 * 86400.0
 
 
 def capital_from(value: float | str, context: dict[str, Any], design: str, key: str = "capital_usd") -> float:
-    """A capital parameter's USD amount: a number, or ``"event"`` = the event's fund before the shock."""
-    if value != "event":
-        return float(value)
-    usd = context.get("fund_before_usd")
-    if usd is None:
-        from loaders.errors import UserError
+    """A capital parameter's USD amount: a number, or ``"event"`` = the start capital that fits the event."""
+    return capital_rule(value, context, design, key)[0]
 
-        ev = context.get("event_id") or "this run"
-        raise UserError(f"{design}.{key} = \"event\": {ev} lists no USD insurance-fund balance before the "
-                        f"shock (EVENTS.md has one for mar2020, may2021, oct2025); set a number")
-    return float(usd)
+
+def capital_rule(value: float | str, context: dict[str, Any], design: str,
+                 key: str = "capital_usd") -> tuple[float, str]:
+    """(USD amount, which rule gave it) of a capital parameter.
+
+    ``"event"`` (the default of every design with a start capital) is one rule for every window, so that
+    a fund is sized like the venue's fund of that time rather than of May 2021: the venue's fund listed
+    in the catalog before the shock (context ``fund_before_usd``); else ``fund_oi_ratio`` (the venue's
+    nearest listed fund divided by the replayed OI at that window's start, or the model parameter of
+    that name) × the replayed OI at this window's start (context ``oi_start_usd``). backtest/capital.py
+    puts both into the context; a number always wins.
+    """
+    if value != "event":
+        return float(value), f"set: {key} = {float(value):,.0f}"
+    usd = context.get("fund_before_usd")
+    if usd is not None:
+        src = context.get("fund_before_source") or "the catalog"
+        return float(usd), f"the event's listed fund: {_short(usd)} ({src})"
+    ratio, oi = context.get("fund_oi_ratio"), context.get("oi_start_usd")
+    if ratio is not None and oi is not None:
+        src = context.get("fund_oi_ratio_source") or "fund_oi_ratio"
+        why = f"fund/OI {float(ratio):.2%} × replayed OI {_short(oi)} at the window start ({src})"
+        return float(ratio) * float(oi), why
+    from loaders.errors import UserError
+
+    ev, venue = context.get("event_id"), context.get("venue") or "the venue"
+    why = (f"{ev} lists no {venue} insurance fund before the shock and no fund/OI ratio is known" if ev
+           else "no event given, so no fund size is known")
+    raise UserError(f"{design}.{key} = \"event\": {why}; set a number ({design}.{key}=1e8) or the ratio "
+                    f"(--set fund_oi_ratio=0.05)")
+
+
+def capital_text(params: Any, context: dict[str, Any], design: str) -> str | None:
+    """Which rule gave a design's start capital (None: the design has none), for reports and JSON."""
+    cap = getattr(params, "capital_usd", None)
+    if cap is None:
+        return None
+    coin = getattr(params, "capital_coin", 0.0)
+    if coin == "event":
+        return (f"the event's listed coin fund: {context.get('fund_before_coin', 0.0):,.0f} "
+                f"{context.get('fund_before_coin_ccy', '')} ({context.get('fund_before_coin_source', '')})")
+    if coin:
+        return f"set: capital_coin = {float(coin):,.6g} coin"
+    if cap == "target":
+        return "the design's own target when the window opens"
+    return capital_rule(cap, context, design)[1]
+
+
+def _short(usd: float) -> str:
+    for scale, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if abs(usd) >= scale:
+            return f"{usd / scale:,.2f}{suffix}"
+    return f"{usd:,.2f}"
 
 
 class LedgerFund(Fund):
@@ -177,9 +222,10 @@ class LedgerFund(Fund):
 
 
 def capital_param(doc: str = "start capital (USD)") -> Any:
-    """The ``capital_usd`` parameter most designs share: a number or "event", default Binance May 2021."""
-    return param(BINANCE_MAY2021_USD, doc + "; \"event\" = the event's listed USD fund before the shock",
-                 kind="float", lo=0.0, hi=MAX_CAPITAL_USD, words=("event",), source=BINANCE_SOURCE)
+    """The ``capital_usd`` parameter most designs share: a number or "event" (the default: capital_rule)."""
+    return param("event", doc + "; \"event\" = the venue's fund listed for the event, else fund_oi_ratio × "
+                 "the OI at the window start", kind="float", lo=0.0, hi=MAX_CAPITAL_USD, words=("event",),
+                 source=CAPITAL_SOURCE)
 
 
 @dataclass(frozen=True)

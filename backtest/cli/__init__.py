@@ -47,6 +47,7 @@ HELP = {
     "calibrate": "Reconstructed vs reported figures for a crash window, with sources.",
     "sweep": "Sweep design (and model) parameters across events; capital frontier per design.",
     "designs": "List the fund designs and variants with their parameters.",
+    "report": "Re-render the HTML report of a saved run (results directory) without replaying.",
 }
 
 
@@ -60,6 +61,7 @@ HELP = {
         "calibrate": ("backtest.cli.calibrate_cmd", "calibrate"),
         "sweep": ("backtest.cli.sweep_cmd", "sweep"),
         "designs": ("backtest.cli.designs_cmd", "designs"),
+        "report": ("backtest.cli.report_cmd", "report"),
     },
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110},
 )

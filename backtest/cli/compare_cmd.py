@@ -70,7 +70,8 @@ def compare(
             stage = stack.enter_context(staged_output(out))
         for ev in chosen:
             inputs, results = run_one_event(
-                ev, setup, symbols[ev.id], db=db, archive=archive, progress=progress, offline=offline
+                ev, setup, symbols[ev.id], db=db, archive=archive, progress=progress, offline=offline,
+                catalog=catalog,
             )
             by_event[ev.id] = results
             from backtest.calibration_check import window_warnings

@@ -69,7 +69,9 @@ def design_options(f: Any) -> Any:
                 "out",
                 type=click.Path(file_okay=False),
                 default=None,
-                help="Directory for report.html (single file, plots embedded) and results.parquet.",
+                help="Directory for report.html (single file, plots embedded), results.parquet, the per-tick "
+                "and per-bar series (ticks.parquet, bars.parquet) and run.json (`backtest report DIR` "
+                "re-renders the page from them).",
             ),
             events_file_option,
             db_option,
@@ -235,8 +237,12 @@ def run_one_event(
     archive: str | None,
     progress: bool,
     offline: bool = False,
+    catalog: Any = None,
 ) -> tuple[list[Any], list[Any]]:
-    """Fill/load the window, replay every design (warm-up shared), add the fund metrics."""
+    """Fill/load the window, replay every design (warm-up shared), add the fund metrics.
+
+    ``catalog``: where a window without a listed fund finds the nearest one (backtest/capital.py)."""
+    from backtest.capital import fund_oi_ratio
     from backtest.engine.api import load_inputs, run_event
     from backtest.ensure import ensure_window
     from backtest.finite import check_results
@@ -244,6 +250,8 @@ def run_one_event(
 
     ensure_window(db, event, setup.venue, sym_list, archive=archive, progress=progress,
                   allow_download=not offline)
+    ratio = fund_oi_ratio(event, setup.venue, setup.params, catalog=catalog, db=db, archive=archive,
+                          progress=progress)
     extra = 2 if setup.params.price_path == "endogenous" else 0
     with RunProgress(progress) as prog:
         step = prog.task(event.id, len(sym_list) + 1 + extra + len(setup.specs))
@@ -251,7 +259,8 @@ def run_one_event(
             event, setup.venue, sym_list, setup.params, db=db, archive=archive, ensure=False,
             on_symbol=lambda s: step(f"loading {s}"),
         )
-        results = run_event(event, setup.specs, inputs, setup.params, venue=setup.venue, on_step=step)
+        results = run_event(event, setup.specs, inputs, setup.params, venue=setup.venue, on_step=step,
+                            fund_oi_ratio=ratio)
         prog.done()
     add_fund_metrics(results, window_s=(event.end - event.start).total_seconds(), risk_free=setup.risk_free)
     check_results(results)
@@ -323,7 +332,8 @@ def run(
     from backtest.events import load_catalog
 
     # validate everything before touching the store or the output directory
-    event = load_catalog(events_file).get(event_id)
+    catalog = load_catalog(events_file)
+    event = catalog.get(event_id)
     setup = parse_setup(designs, config, sets, venue, price_path, risk_free)
     sym_list = check_symbols(event, venue, symbols)
     progress = not quiet  # rich bars on a terminal, plain lines on a pipe (backtest.progress_lines)
@@ -334,7 +344,7 @@ def run(
 
             stage = stack.enter_context(staged_output(out))
         inputs, results = run_one_event(event, setup, sym_list, db=db, archive=archive, progress=progress,
-                                        offline=offline)
+                                        offline=offline, catalog=catalog)
         from backtest.calibration_check import window_warnings
 
         warnings = window_warnings(event, results, inputs, setup.params)
@@ -362,7 +372,7 @@ def print_tables(
     event: Any, venue: str, sym_list: list[str], setup: Setup, results: list[Any], per_symbol: bool = True
 ) -> None:
     from backtest.cli.console import print_table, stdout_console
-    from backtest.report.tables import comparison_table, money
+    from backtest.report.tables import capital_lines, comparison_table, money
 
     console = stdout_console()
     title = (
@@ -370,6 +380,8 @@ def print_tables(
         f"window {event.start:%Y-%m-%d %H:%M} → {event.end:%Y-%m-%d %H:%M} UTC)"
     )
     print_table(console, comparison_table(results, title))
+    for line in capital_lines(results):
+        console.print(f"start capital of {line}", markup=False, highlight=False)
     for r in results if per_symbol else ():
         for sym, f in r.per_symbol.items():
             console.print(

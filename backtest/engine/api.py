@@ -97,8 +97,12 @@ def load_inputs(
     return out
 
 
-def run_context(event: Any, venue: str, snapshot: WarmupSnapshot) -> dict[str, Any]:
-    """What a design may know when the window opens: catalog fund sizes, marks and OI at the window start."""
+def run_context(
+    event: Any, venue: str, snapshot: WarmupSnapshot, fund_oi_ratio: tuple[float, str] | None = None
+) -> dict[str, Any]:
+    """What a design may know when the window opens: catalog fund sizes, marks and OI at the window start,
+    and the fund/OI ratio of the start-capital rule (``backtest.capital.fund_oi_ratio``) if the event
+    lists no fund of the venue."""
     from strategies.registry import event_context
 
     return event_context(
@@ -107,6 +111,7 @@ def run_context(event: Any, venue: str, snapshot: WarmupSnapshot) -> dict[str, A
         symbols=[i.symbol for i in snapshot.inputs],
         start_prices=snapshot.start_marks(),
         oi_start_usd=sum(snapshot.oi_start().values()),
+        fund_oi_ratio=fund_oi_ratio,
     )
 
 
@@ -133,7 +138,7 @@ def run_design(
             raise ValueError("the snapshot's price path does not match the params")
     fund = make_design(spec, context=context)
     run = replay(inputs, fund, params, baseline_flow=base_flow, snapshot=snapshot)
-    assumptions: dict[str, str] = {"price_path": params.price_path}
+    assumptions: dict[str, str] = {}  # the price path is listed with the model parameters (param.price_path)
     for i in inputs:
         for k, v in i.assumptions.items():
             assumptions[f"{i.symbol}.{k}"] = v
@@ -143,13 +148,34 @@ def run_design(
         )
     assumptions[f"design.{spec.label}"] = spec.design
     for k, v in spec.to_dict().items():
-        assumptions[f"design.{spec.label}.{k}"] = str(v)
-    for k in ("fund_before_source", "fund_before_coin_source"):
+        assumptions[f"design.{spec.label}.{k}"] = resolved_param(k, v, fund)
+    for k in ("fund_before_source", "fund_before_coin_source", "fund_oi_ratio_source"):
         if k in context:
             assumptions[f"context.{k}"] = str(context[k])
     result = summarize(run, event_id, spec.label, assumptions)
-    add_design_figures(result, run, spec)
+    add_design_figures(result, run, spec, context)
     return result
+
+
+def resolved_param(key: str, value: Any, fund: Fund) -> str:
+    """A design parameter as the report lists it: the value the run used, e.g. an empty ``coin_symbol``
+    becomes the symbol the design picked and the coin it holds."""
+    if key == "coin_symbol":
+        sym = str(value or getattr(fund, "symbol", "") or "")
+        if not sym:
+            return "(the event's first symbol)"
+        coin = base_coin(sym)
+        how = " = the event's first symbol" if not value else ""
+        return f"{sym}{how} (holds {coin}, priced at the {sym} mark)"
+    return str(value)
+
+
+def base_coin(symbol: str) -> str:
+    """The coin of a USD-margined pair: BTCUSDT -> BTC."""
+    for quote in ("USDT", "USDC", "BUSD", "USD"):
+        if symbol.endswith(quote) and len(symbol) > len(quote):
+            return symbol[: -len(quote)]
+    return symbol
 
 
 def run_event(
@@ -162,9 +188,12 @@ def run_event(
     venue: str | None = None,
     share_warmup: bool = True,
     on_step: Callable[[str], None] | None = None,
+    fund_oi_ratio: tuple[float, str] | None = None,
 ) -> list[Result]:
     """Every design on one window (None: all registered designs); the endogenous path first runs the
     baseline design historically. ``on_step(label)`` is called before each replay (progress display).
+    ``fund_oi_ratio``: from ``backtest.capital.fund_oi_ratio``, needed by ``"event"`` capital only when
+    the event lists no fund of the venue.
     """
     specs = (
         list(designs)
@@ -176,7 +205,7 @@ def run_event(
     hist = params if params.price_path == "historical" else _historical(params)
     step("warm-up")
     hist_snap = warmup_snapshot(inputs, hist)
-    context = run_context(event, venue, hist_snap)
+    context = run_context(event, venue, hist_snap, fund_oi_ratio)
     baseline = None
     snap = hist_snap
     if params.price_path == "endogenous":
@@ -210,9 +239,14 @@ def _baseline_flow(
     return {i.symbol: baseline.series[f"{i.symbol}.market_flow"] for i in inputs}
 
 
-def add_design_figures(result: Result, run: RunState, spec: DesignSpec) -> None:
+def add_design_figures(
+    result: Result, run: RunState, spec: DesignSpec, context: Mapping[str, Any] | None = None
+) -> None:
     """Add to a summarized run what only the design knows: per-tick claims and shortfalls (for
-    'depleted when'), the design's own summary, premium and payouts."""
+    'depleted when'), the design's own summary, premium and payouts, and which rule gave its start
+    capital (``capital_rule``; None for a design without one)."""
+    from strategies.static import capital_text
+
     n = run.clock.shape[0]
     asked = np.zeros(n)
     short = np.zeros(n)
@@ -226,14 +260,30 @@ def add_design_figures(result: Result, run: RunState, spec: DesignSpec) -> None:
     result.series["fund_shortfall"] = short
     rec = result.record
     rec["design_type"] = spec.design
+    rec["capital_rule"] = capital_text(spec.params, dict(context or {}), spec.label)
     fund = run.fund
     summary = fund.summary() if hasattr(fund, "summary") else {}
     rec["design_detail"] = {k: _plain(v) for k, v in summary.items()}
+    rec["money_identity"] = money_identity(fund, summary)
     rec["fund_premium_usd"] = float(summary.get("premium", 0.0) or 0.0)
     rec["fund_payout_usd"] = float(summary.get("payout", 0.0) or 0.0)
     history = fund.history() if hasattr(fund, "history") else {}
     for k, v in history.items():
         result.series[f"design.{k}"] = np.asarray(v, float)
+
+
+def money_identity(fund: Fund, summary: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Where the fund's change came from (strategies/static.py LedgerFund): start, each inflow (+), outflow
+    (-) and own P&L (signed), end, residual; None for a design without the ledger (``none``)."""
+    if "start_usd" not in summary or "residual" not in summary:
+        return None
+
+    def terms(names: Sequence[str]) -> dict[str, float]:
+        return {n: float(summary.get(n, 0.0) or 0.0) for n in names}
+
+    return {"start": float(summary["start_usd"]), "inflows": terms(getattr(fund, "INFLOWS", ())),
+            "outflows": terms(getattr(fund, "OUTFLOWS", ())), "pnl": terms(getattr(fund, "PNL", ())),
+            "end": float(summary["end_usd"]), "residual": float(summary["residual"])}
 
 
 def _plain(v: Any) -> Any:

@@ -87,6 +87,10 @@ class Params:
     price_path: str = "historical"
     endo_decay_s: float = 1800.0
     endo_baseline: str = "none"
+    # start capital of designs with capital_usd = "event" on a window whose catalog lists no fund of the
+    # venue: fund / OI at the window start; 0 = the ratio of the venue's listed fund nearest in time
+    # (backtest/capital.py)
+    fund_oi_ratio: float = 0.0
     _lev_source: str = field(default="", compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -212,6 +216,9 @@ DOMAINS: dict[str, Domain] = {
     "open_volume_share": Domain(0.0, 1.0, why="a bar cannot open more than it trades"),
     "close_cap": FRACTION,
     "oi_regrow_s": SPAN_S,
+    "takeover_tau_s": SPAN_S,
+    "fund_oi_ratio": Domain(0.0, 10.0, why="fund / open interest at the window start; 0 = from the nearest "
+                            "listed fund"),
     "prune_frac": Domain(0.0, 1.0, hi_open=True, why="a fraction of a side"),
     "funding_neutral": Domain(0.0, 0.05, why="a funding rate per 8 h; venue caps are a few %"),
     "funding_ref": Domain(1e-6, 0.05, why="a funding rate per 8 h, a divisor"),

@@ -24,6 +24,7 @@ from backtest.report.glyphs import displayable
 from loaders.errors import UserError
 
 REPORT_FILE = "report.html"
+ZOOM_HOURS = 6.0  # the crash-hours zoom: peak ± this many hours
 TABLE_FILE = "results.parquet"
 
 
@@ -109,14 +110,28 @@ def write_report(
     command: str,
     matrix: bool = False,
 ) -> tuple[Path, Path]:
-    """Write the page and the Parquet table into ``stage`` (see :func:`staged_output`)."""
-    page = render(sections, title=title, command=command, matrix=matrix)
-    html_path = stage / REPORT_FILE
+    """Write the page, results.parquet and the data ``backtest report`` re-renders it from (ticks.parquet,
+    bars.parquet, run.json: backtest/report/frames.py) into ``stage`` (see :func:`staged_output`).
+
+    The page is rendered from the frames, not from the live results, so a re-rendered page is identical.
+    """
+    from backtest.report.frames import report_data, write_data
+
+    data = report_data(sections, title=title, command=command, matrix=matrix)
+    write_data(data, stage)
+    return write_page(stage, data), stage / TABLE_FILE
+
+
+def write_page(directory: Path, data: Any) -> Path:
+    """report.html of a report's data (frames.ReportData) into ``directory``."""
+    from backtest.report.frames import sections_from_frames
+
+    meta = data.meta
+    page = render(sections_from_frames(data), title=meta["title"], command=meta["command"],
+                  matrix=bool(meta["matrix"]))
+    html_path = directory / REPORT_FILE
     html_path.write_text(page, encoding="utf-8")
-    frame = tables.results_frame(
-        [r for s in sections for r in s.results],
-    )
-    return html_path, tables.write_parquet(frame, stage / TABLE_FILE)
+    return html_path
 
 
 # ----- page
@@ -157,6 +172,12 @@ def _img(png: bytes, alt: str, caption: str) -> str:
         f'<figure><img src="data:image/png;base64,{data}" alt="{_e(alt)}">'
         f"<figcaption>{_e(caption)}</figcaption></figure>"
     )
+
+
+def _from_epoch(t: int) -> datetime:
+    from datetime import UTC
+
+    return datetime.fromtimestamp(t, UTC).replace(tzinfo=None)
 
 
 def _utc(d: datetime | None) -> str:
@@ -223,6 +244,7 @@ def _event_meta(s: EventSection) -> str:
         ("venue / symbols", f"{s.venue} / {syms}"),
         ("price path", s.params.price_path),
         ("fund before the event", funds),
+        *(("start capital", line) for line in tables.capital_lines(s.results)),
         ("risk-free rate", f"{s.risk_free:.2%}/yr (capital cost)"),
     ]
     return '<dl class="meta">' + "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in items) + "</dl>"
@@ -233,12 +255,17 @@ def _design_params(results: Sequence[Result]) -> str:
     for r in results:
         label = str(r.record["design"])
         prefix = f"design.{label}."
-        params = [f"{k[len(prefix):]} = {v}" for k, v in r.assumptions.items() if k.startswith(prefix)]
+        own = {k[len(prefix):]: v for k, v in r.assumptions.items() if k.startswith(prefix)}
+        params = [f"{k} = {v}" for k, v in own.items()]
+        rule = r.record.get("capital_rule")
+        if rule:
+            params.insert(0, f"start capital {tables.money(r.record.get('fund_start_usd'))} = {rule}")
         detail = r.record.get("design_detail") or {}
         extra = [
-            f"{k} = {_num(v)}"
+            _account(k, v, own)
             for k, v in detail.items()
-            if k not in ("design", "label", "start_usd", "end_usd", "min_usd") and v is not None
+            if k not in ("design", "label", "start_usd", "end_usd", "min_usd") and k not in own
+            and v is not None
         ]
         rows.append(
             f"<tr><td>{_e(label)}</td><td>{_e(r.record.get('design_type', label))}</td>"
@@ -246,9 +273,17 @@ def _design_params(results: Sequence[Result]) -> str:
             f"<td>{_e('; '.join(extra) or '-')}</td></tr>"
         )
     return (
-        '<table class="kv designs"><thead><tr><th>design</th><th>type</th><th>parameters</th>'
+        '<table class="kv designs"><thead><tr><th>design</th><th>type</th><th>parameters (as used)</th>'
         f"<th>design's own accounts over the window</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
     )
+
+
+def _account(key: str, value: Any, params: dict[str, str]) -> str:
+    """One account line; a coin amount is named in its coin, not formatted as USD."""
+    if key == "coin_end":
+        coin = params.get("coin_symbol", "").split(" (holds ")[-1].split(",")[0] or "coin"
+        return f"coin held at the end = {float(value):,.6g} {coin}"
+    return f"{key} = {_num(value)}"
 
 
 def _num(v: Any) -> str:
@@ -258,12 +293,32 @@ def _num(v: Any) -> str:
 
 
 def _assumptions(s: EventSection) -> list[tuple[str, str]]:
+    """One line per fact: model parameters (leverage and size vectors with their buckets), then each
+    symbol's data assumptions, design-independent context and the metric definitions."""
     seen: dict[str, str] = {}
     for r in s.results:
         for k, v in r.assumptions.items():
             if not k.startswith("design."):
                 seen.setdefault(k, v)
-    return sorted(seen.items())
+    return sorted((k, _vector_text(k, v)) for k, v in seen.items())
+
+
+def _vector_text(key: str, value: str) -> str:
+    """Leverage mixes as 'bucket share' pairs (2x 68.8 % · 3x 14.0 % …), size classes in USD; else as is."""
+    from backtest.engine.params import LEV_MIXES, LEVERAGE_BUCKETS
+
+    name = key.removeprefix("param.")
+    try:
+        nums = [float(x) for x in value.split()]
+    except ValueError:
+        return value
+    if name in LEV_MIXES and len(nums) == len(LEVERAGE_BUCKETS):
+        return " · ".join(f"{b:g}x {w * 100:.3g} %" for b, w in zip(LEVERAGE_BUCKETS, nums, strict=True))
+    if name == "size_usd":
+        return " · ".join(tables.money(x).replace(".00", "") for x in nums)
+    if name == "size_share":
+        return " · ".join(f"{x * 100:.3g} %" for x in nums)
+    return value
 
 
 def _section(s: EventSection, heading: str) -> str:
@@ -286,19 +341,48 @@ def _section(s: EventSection, heading: str) -> str:
             _img(
                 plots.price_and_flow(s.prices, res[0], peak),
                 f"{ev.id} price and forced flow",
-                "Recorded last and mark price (USD) and the replay's forced flow per bar (liquidated "
-                f"notional, USD per minute; longs up, shorts down) of design {res[0].record['design']}. "
-                f"Dotted line: peak {_utc(peak)}.",
+                "Recorded last and mark price (USD, each symbol's bar length in the title) and the replay's "
+                f"forced flow (liquidated notional; bars of every length summed into UTC hours, so symbols "
+                f"on 1-minute and 1-hour bars compare; longs up, shorts down) of design "
+                f"{res[0].record['design']}, with each symbol's bad debt. Dotted line: peak {_utc(peak)}.",
             )
         )
+        lo, hi = plots.crash_window(res, peak, ZOOM_HOURS)
+        parts.append("<h3>The crash hours</h3>")
+        parts.append(
+            _img(
+                plots.crash_zoom(s.prices, res, peak, ZOOM_HOURS),
+                f"{ev.id} crash hours",
+                f"{_utc(_from_epoch(lo))} → {_utc(_from_epoch(hi))}: "
+                + ("the peak" if peak is not None else "the bar with the most liquidations per minute")
+                + f" ± {ZOOM_HOURS:g} h. Price, forced flow per bar in USD per minute of the bar (bar "
+                "lengths in each title), fund value as % of each design's start, and ADL notional "
+                "accumulated from the zoom's start (total in the legend).",
+            )
+        )
+    parts.append("<h3>Fund value per design</h3>")
     parts.append(
-        _img(plots.fund_value(res, peak), f"{ev.id} fund value per design",
-             "Fund value per design over the event window (USD, UTC).")
+        _img(plots.fund_panels(res, peak), f"{ev.id} fund value per design",
+             "Fund value per design as % of its own start capital, each panel on its own scale (dashed: "
+             "100 %); the title gives the start capital, the lowest and the end value. The start capital's "
+             "rule is in the design table below. UTC.")
+    )
+    parts.append(
+        _img(plots.bad_debt_and_surplus(res, peak), f"{ev.id} cumulative bad debt and surplus",
+             "Cumulative bad debt offered to each design's fund and cumulative liquidation surplus it "
+             "received over the window (USD, totals in the legend).")
     )
     parts.append(
         _img(plots.cumulative_adl(res, peak), f"{ev.id} cumulative ADL per design",
              "Cumulative ADL notional per design over the event window (USD, all symbols, UTC).")
     )
+    if any(r.record.get("money_identity") for r in res):
+        parts.append(
+            _img(plots.waterfall(res), f"{ev.id} where each fund's change came from",
+                 "Where each fund's change came from (the money identity of docs/DESIGNS.md): + inflows "
+                 "(surplus, fee share, yield, recovery), − outflows (bad debt paid, premium, payout), ± the "
+                 "fund's own P&L (coin, hedge, funding), = end − start. Green in, red out, blue net.")
+        )
     parts.append("<h3>Designs and their parameters</h3>")
     parts.append(_design_params(res))
     parts.append("<h3>Modelling assumptions and parameters</h3>")

@@ -115,6 +115,17 @@ def comparison_table(results: Sequence[Result], title: str) -> Any:
     return table
 
 
+def capital_lines(results: Sequence[Result]) -> list[str]:
+    """Which rule gave each design's start capital, designs with the same rule and amount on one line."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for r in results:
+        rule = r.record.get("capital_rule")
+        if rule:
+            key = (money(r.record.get("fund_start_usd")), str(rule))
+            groups.setdefault(key, []).append(str(r.record["design"]))
+    return [f"{', '.join(ds)}: {amount} = {rule}" for (amount, rule), ds in groups.items()]
+
+
 # ----- designs × events matrix (backtest compare)
 
 
@@ -172,7 +183,7 @@ def results_frame(results: Sequence[Result], extra: dict[str, Any] | None = None
         row: dict[str, Any] = dict(extra or {})
         for k, v in r.record.items():
             if isinstance(v, dict | list | tuple):
-                row[k] = json.dumps(v, sort_keys=True, default=str)
+                row[k] = json.dumps(v, default=str)  # key order kept: the report lists accounts in it
             elif hasattr(v, "item"):
                 row[k] = v.item()
             else:

@@ -123,11 +123,14 @@ def inputs_digest(inputs: Sequence[Any]) -> str:
     return h.hexdigest()[:12]
 
 
-def make_payload(event: Any, inputs: Sequence[Any], params: Any, venue: str) -> EventPayload:
-    """The compact per-group payload (design context without the window-open marks, added by the worker)."""
+def make_payload(
+    event: Any, inputs: Sequence[Any], params: Any, venue: str, fund_oi_ratio: tuple[float, str] | None = None
+) -> EventPayload:
+    """The compact per-group payload (design context without the window-open marks, added by the worker;
+    ``fund_oi_ratio``: the start-capital rule's ratio, backtest/capital.py)."""
     from strategies.registry import event_context
 
-    ctx = event_context(event, venue=venue, symbols=[i.symbol for i in inputs])
+    ctx = event_context(event, venue=venue, symbols=[i.symbol for i in inputs], fund_oi_ratio=fund_oi_ratio)
     key = f"{event.id}:{model_key(params)}:{inputs_digest(inputs)}"
     return EventPayload(key, event.id, tuple(inputs), params, ctx, (event.end - event.start).total_seconds())
 
@@ -143,6 +146,7 @@ def load_payloads(
     allow_download: bool = True,
 ) -> dict[tuple[str, str], EventPayload]:
     """Read each event's windows once; arrays per model parameter set. Key: (event id, model key)."""
+    from backtest.capital import fund_oi_ratio
     from backtest.engine.inputs import catalog_oi_level, from_window
     from backtest.ensure import ensure_window
     from backtest.window import load_window
@@ -161,7 +165,8 @@ def load_payloads(
             inputs = [
                 from_window(w, params, catalog_oi_level(ev, s)) for w, s in zip(wins, syms, strict=True)
             ]
-            out[(ev.id, mk)] = make_payload(ev, inputs, params, venue)
+            ratio = fund_oi_ratio(ev, venue, params, db=db, archive=archive, progress=progress)
+            out[(ev.id, mk)] = make_payload(ev, inputs, params, venue, ratio)
     return out
 
 

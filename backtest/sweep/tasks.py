@@ -268,7 +268,7 @@ class Plan:
         from backtest.engine.api import add_design_figures
 
         result = summarize(run, self.event_id, spec.label)
-        add_design_figures(result, run, spec)
+        add_design_figures(result, run, spec, self.context)
         return result
 
 

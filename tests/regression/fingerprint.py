@@ -74,8 +74,22 @@ class EventRuns:
     states: dict[str, Any] = field(default_factory=dict)
 
 
+def pinned_capital() -> Any:
+    """A design config starting every design that has a start capital at 291.85M (the default before the
+    "event" rule, strategies/static.py): the fingerprints watch the engine, so a fund size in the catalog
+    or the capital rule (tests/backtest/test_capital.py covers it) does not move them."""
+    from strategies.config import DesignConfig, fields_of
+    from strategies.registry import entry, names
+    from strategies.static import BINANCE_MAY2021_USD
+
+    raw = {d: {"capital_usd": BINANCE_MAY2021_USD} for d in names()
+           if fields_of(entry(d).params).get("capital_usd") is not None
+           and fields_of(entry(d).params)["capital_usd"].default == "event"}
+    return DesignConfig(raw=raw)
+
+
 def run_recorded(event_id: str, db: str | Path, archive: str | Path) -> EventRuns:
-    """Replay all registered designs on a recorded window with the default parameters."""
+    """Replay all registered designs on a recorded window with the default parameters (capital pinned)."""
     from backtest.engine import api
     from backtest.engine.params import Params
     from backtest.events import load_catalog
@@ -92,7 +106,7 @@ def run_recorded(event_id: str, db: str | Path, archive: str | Path) -> EventRun
         return state
 
     with mock.patch.object(api, "replay", capture):
-        results = api.run_event(event, None, inputs, params)
+        results = api.run_event(event, None, inputs, params, config=pinned_capital())
     runs = EventRuns(event, inputs, params)
     for res, st in zip(results, states, strict=True):
         runs.results[res.record["design"]] = res

@@ -9,9 +9,13 @@ from strategies.static import BINANCE_MAY2021_USD, StaticFund, StaticParams
 from tests.strategies.helpers import check_identity, play_random, steps, tick
 
 
-def test_default_capital_is_binance_may2021() -> None:
-    f = StaticFund()
-    assert f.value(0) == BINANCE_MAY2021_USD == 291_853_183.0
+def test_default_capital_is_the_event_rule() -> None:
+    assert StaticParams().capital_usd == "event"
+    ctx = {"event_id": "may2021", "venue": "binanceusdm", "fund_before_usd": BINANCE_MAY2021_USD,
+           "fund_before_source": "binanceusdm BTC/ETH fund: bitcointalk", "oi_start_usd": 6e9}
+    assert StaticFund(context=ctx).value(0) == 291_853_183.0
+    with pytest.raises(UserError, match="no event given"):
+        StaticFund()
 
 
 def test_hand_computed_sequence() -> None:
@@ -38,8 +42,8 @@ def test_hand_computed_sequence() -> None:
 def test_event_capital_from_context() -> None:
     f = make_design("static", {"capital_usd": "event"}, {"fund_before_usd": 1.23e9})
     assert f.value(0) == 1.23e9
-    with pytest.raises(UserError, match="lists no USD insurance-fund balance"):
-        make_design("static", {"capital_usd": "event"}, {"event_id": "luna2022"})
+    with pytest.raises(UserError, match="luna2022 lists no binanceusdm insurance fund.*fund_oi_ratio"):
+        make_design("static", {"capital_usd": "event"}, {"event_id": "luna2022", "venue": "binanceusdm"})
 
 
 def test_negative_amounts_are_bugs() -> None:

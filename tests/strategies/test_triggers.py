@@ -12,7 +12,7 @@ H = 3600.0
 
 
 def test_off_by_default_returns_the_design_itself() -> None:
-    f = make_design("static")
+    f = make_design("static", {"capital_usd": 1e6})
     assert not isinstance(f, DrawdownTrigger)
 
 
