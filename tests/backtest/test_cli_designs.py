@@ -35,7 +35,7 @@ def test_lists_designs_variants_and_resolved_values(tmp_path: Path,
     assert small["capital_usd"]["from"] == f"{cfg}:6"
     assert small["adl_drawdown"]["value"] == 0.3 and small["adl_drawdown"]["from"] == f"{cfg}:7"
     static = {p["name"]: p for p in rows["static"]["parameters"]}
-    assert static["capital_usd"]["value"] == 1e8 and static["capital_usd"]["default"] == 291_853_183
+    assert static["capital_usd"]["value"] == 1e8 and static["capital_usd"]["default"] == "event"
     assert "adl_drawdown" not in static  # trigger keys only where set
     k = next(p for p in rows["dynamic"]["parameters"] if p["name"] == "k")
     assert (k["value"], k["changed"], k["from"]) == (5, True, "--set")
@@ -43,7 +43,7 @@ def test_lists_designs_variants_and_resolved_values(tmp_path: Path,
 
     code, out, _ = run_cli(["designs", "--config", str(cfg), "--designs", "static-small"], capsys)
     assert code == 0
-    assert "static-small (static)" in out and "50,000,000 *" in out and "291,853,183" in out
+    assert "static-small (static)" in out and "50,000,000 *" in out
 
 
 def test_unknown_design_and_bad_value_are_one_line_errors(capsys: pytest.CaptureFixture[str]) -> None:
