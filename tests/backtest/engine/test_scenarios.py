@@ -283,3 +283,42 @@ def test_impact_square_root_law_below_cap():
     )
     run = replay([inp], NoFund(), params())
     assert run.symbols["BTCUSDT"].out[1, K.O_LONG + K.O_IMPACT] == pytest.approx(sigma * math.sqrt(0.01))
+
+
+def test_take_over_keeps_part_of_the_last_piece_and_sells_it_from_the_next_open():
+    # MODEL §5.6, tau = 3600 s on 1 h bars: f = 1 - exp(-1) = 0.63212...
+    # Bar 0: 10 BTC long / 10 short at 100, w = 10, BP_long = 90, LP = 90 / 0.996 = 90.3614.
+    # Bar 1: mark 95 / 96 / 85 / 88 -> the long (tier 1: one last piece of 10) triggers at PT = LP.
+    #   Sold now: q_m = 10 f = 6.3212; taken over: q_k = 10 - q_m = 3.6788 at BP 90 (cost 331.09).
+    #   Impact on what the bar sells: sigma = ln(96/85)/sqrt(4 ln 2) = 0.07307, I = sigma sqrt(6.3212/10)
+    #   = 0.05810 -> capped at 0.05; PF = LP * 0.95 = 85.8434; bad debt on the sold part
+    #   6.3212 * (90 - 85.8434) = 26.275 (the fund pays it: capital 1e6, no ADL).
+    # Bar 2: mark 88 / 99 / 88 / 98 (a rebound). Offload u = f * 3.6788 = 2.3255 from the mark open 88:
+    #   sigma = ln(99/88)/sqrt(4 ln 2) = 0.07075, I = min(0.05, 0.07075 sqrt(2.3255/10)) = 0.03412;
+    #   fill = 88 * (1 - 0.03412) = 84.997; P&L = 2.3255 * (84.997 - 90) = -11.634 (bad debt).
+    #   Inventory left 3.6788 - 2.3255 = 1.3533 at cost 90: unrealised at 98 = 1.3533 * 8 = 10.826.
+    f = 1.0 - math.exp(-1.0)
+    rows = [(100, 100, 100, 100), (95, 96, 85, 88), (88, 99, 88, 98)]
+    inp = book(rows, last_rows=rows)
+    run = replay([inp], CapitalFund(1e6), params(takeover_tau_s=3600.0))
+    st = run.symbols["BTCUSDT"]
+    out = st.out
+    lp = 90 / 0.996
+    q_m, q_k = 10 * f, 10 - 10 * f
+    assert out[1, K.O_TK] == pytest.approx(q_k, rel=1e-12)
+    assert out[1, K.O_LONG + K.O_X] == pytest.approx(q_m, rel=1e-12)
+    assert out[1, K.O_LONG + K.O_LIQ_USD] == pytest.approx(10 * lp * 0.95, rel=1e-12)  # the whole piece
+    assert out[1, K.O_LONG + K.O_BAD] == pytest.approx(q_m * (90 - lp * 0.95), rel=1e-12)
+    u = f * q_k
+    sigma = math.log(99 / 88) / math.sqrt(4 * math.log(2))
+    fill = 88 * (1 - min(0.05, sigma * math.sqrt(u / 10)))
+    assert out[2, K.O_OFF] == pytest.approx(u, rel=1e-12)
+    assert out[2, K.O_LONG + K.O_BAD] == pytest.approx(u * (90 - fill), rel=1e-12)
+    assert out[2, K.O_INV] == pytest.approx(q_k - u, rel=1e-12)
+    res = summarize(run)
+    assert res.record["fund_inventory_pnl_usd"] == pytest.approx((q_k - u) * (98 - 90), rel=1e-12)
+    assert abs(conservation(run)["residual"]) < 1e-9
+    # tau = 0 is the model without take-over: every last piece sold in its bar
+    run0 = replay([inp], CapitalFund(1e6), params())
+    assert run0.symbols["BTCUSDT"].out[1, K.O_TK] == 0.0
+    assert run0.symbols["BTCUSDT"].out[1, K.O_LONG + K.O_X] == 10.0
