@@ -201,9 +201,9 @@ def sweep(
 
     from pathlib import Path
 
-    from backtest.sweep.store import DEFAULT_PATH
+    from loaders.locations import default_sweeps
 
-    results_file = Path(out) if out is not None else DEFAULT_PATH
+    results_file = Path(out) if out is not None else default_sweeps()
     created = not results_file.exists()
     ex = make_executor(executor, n_workers, address)
     stored_any = False
