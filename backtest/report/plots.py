@@ -334,7 +334,8 @@ def crash_zoom(
                  label=f"{label} {money(float(adl[win].sum()))}", drawstyle="steps-post")
     ax3.set_ylabel("fund value, % of start")
     ax3.set_title(f"Fund value per design, peak ± {hours:g} h", loc="left", fontsize=9.5)
-    ax3.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8)
+    if ax3.get_legend_handles_labels()[0]:  # only designs with a start capital are drawn here
+        ax3.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8)
     _time_axis(ax3, peak)
     ax3.set_xlabel("")
     _usd_axis(ax4, "cumulative ADL (USD)")
